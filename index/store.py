@@ -1,0 +1,331 @@
+"""Chroma, embedded (PersistentClient under the data folder) or a server (HttpClient).
+
+Two collections: `<name>` holds chunks (embedding, text, offsets, article metadata) and
+`<name>-articles` holds one record per article (full body, metadata, mean chunk embedding).
+An article becomes visible only when its article record exists: chunks are written first and
+the record last, and deletion removes the record first, so readers never see half an article.
+Embeddings are always passed explicitly; Chroma's default embedding function is never used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from index.errors import ModelMismatchError, StoreError
+from index.records import Article, ArticleMeta, Chunk
+from index.settings import Settings
+
+SCHEMA_VERSION = 1
+_META_FIELDS = ("title", "source", "author", "published", "url", "path")
+
+
+def published_day(published: str) -> int:
+    """ISO date -> YYYYMMDD as an int (0 when unknown), the form Chroma can range-filter."""
+    if not published:
+        return 0
+    try:
+        day = datetime.fromisoformat(published).date()
+    except ValueError:
+        day = date.fromisoformat(published[:10])
+    return day.year * 10000 + day.month * 100 + day.day
+
+
+def day_number(value: str | date | None) -> int | None:
+    """A user's date bound (YYYY-MM-DD or date) -> YYYYMMDD int; None passes through."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value.strip()[:10])
+        except ValueError:
+            raise StoreError(f"not a date (use YYYY-MM-DD): {value!r}") from None
+    return value.year * 10000 + value.month * 100 + value.day
+
+
+def build_where(*, sources: Sequence[str] | None = None, since: str | date | None = None,
+                until: str | date | None = None,
+                article_ids: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """A Chroma `where` filter over chunk or article metadata; None when nothing is filtered."""
+    clauses: list[dict[str, Any]] = []
+    if sources:
+        clauses.append({"source": {"$in": list(sources)}})
+    if article_ids:
+        clauses.append({"article_id": {"$in": list(article_ids)}})
+    low, high = day_number(since), day_number(until)
+    if low is not None:
+        clauses.append({"published_day": {"$gte": low}})
+    if high is not None:
+        clauses.append({"published_day": {"$lte": high}})
+    if low is not None and high is None:
+        clauses.append({"published_day": {"$gt": 0}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+@dataclass(frozen=True)
+class ChunkHit:
+    """A chunk returned by a dense query, with its article's metadata and cosine similarity."""
+
+    chunk: Chunk
+    article: ArticleMeta
+    similarity: float
+
+
+def _chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
+    meta: dict[str, Any] = {name: getattr(article, name) for name in _META_FIELDS}
+    meta.update(article_id=article.id, ordinal=chunk.ordinal, start=chunk.start,
+                end=chunk.end, published_day=published_day(article.published))
+    return meta
+
+
+def _article_from(meta: dict[str, Any], article_id: str) -> ArticleMeta:
+    return ArticleMeta.from_dict({**meta, "id": article_id})
+
+
+def _chunk_from(chunk_id: str, text: str, meta: dict[str, Any]) -> Chunk:
+    chunk = Chunk(article_id=meta["article_id"], ordinal=int(meta["ordinal"]),
+                  start=int(meta["start"]), end=int(meta["end"]), text=text)
+    if chunk.id != chunk_id:
+        raise StoreError(f"chunk {chunk_id} does not match its stored text")
+    return chunk
+
+
+class Store:
+    """The vector store. Construction is cheap; the connection opens on first use."""
+
+    def __init__(self, settings: Settings, *, model_name: str) -> None:
+        self.settings = settings
+        self.model_name = model_name
+        self._client: Any = None
+        self._chunks: Any = None
+        self._articles: Any = None
+        self._lock = threading.RLock()
+
+    @property
+    def location(self) -> str:
+        return self.settings.chroma_url or str(self.settings.chroma_path.resolve())
+
+    def _connect(self) -> Any:
+        import chromadb
+
+        chroma_settings = chromadb.Settings(anonymized_telemetry=False)
+        try:
+            if self.settings.chroma_url:
+                url = urlparse(self.settings.chroma_url)
+                return chromadb.HttpClient(
+                    host=url.hostname or "127.0.0.1",
+                    port=url.port or (443 if url.scheme == "https" else 8000),
+                    ssl=url.scheme == "https", settings=chroma_settings)
+            self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
+            return chromadb.PersistentClient(path=str(self.settings.chroma_path),
+                                             settings=chroma_settings)
+        except Exception as exc:
+            raise StoreError(f"cannot open the Chroma store at {self.location}: {exc}") from exc
+
+    def _collections(self, dimension: int | None = None) -> tuple[Any, Any] | None:
+        """(chunks, articles), created when `dimension` is given; None when absent."""
+        with self._lock:
+            if self._chunks is not None:
+                return self._chunks, self._articles
+            if self._client is None:
+                self._client = self._connect()
+            names = {self.settings.collection, self._articles_name}
+            try:
+                existing = {c.name if hasattr(c, "name") else str(c)
+                            for c in self._client.list_collections()}
+            except Exception as exc:
+                raise StoreError(f"cannot list collections at {self.location}: {exc}") from exc
+            if not names <= existing and dimension is None:
+                return None
+            metadata = {"embedding_model": self.model_name, "dimension": dimension or 0,
+                        "newsqa_schema": SCHEMA_VERSION}
+            try:
+                chunks = self._client.get_or_create_collection(
+                    self.settings.collection, embedding_function=None, metadata=metadata,
+                    configuration={"hnsw": {"space": "cosine"}})
+                articles = self._client.get_or_create_collection(
+                    self._articles_name, embedding_function=None, metadata=metadata,
+                    configuration={"hnsw": {"space": "cosine"}})
+            except Exception as exc:
+                raise StoreError(f"cannot open collection {self.settings.collection!r} "
+                                 f"at {self.location}: {exc}") from exc
+            self._check_model(chunks.metadata or {}, dimension)
+            self._chunks, self._articles = chunks, articles
+            return chunks, articles
+
+    @property
+    def _articles_name(self) -> str:
+        return f"{self.settings.collection}-articles"
+
+    def _check_model(self, metadata: dict[str, Any], dimension: int | None) -> None:
+        built_with = metadata.get("embedding_model")
+        built_dim = int(metadata.get("dimension") or 0)
+        if built_with != self.model_name or (dimension and built_dim and built_dim != dimension):
+            raise ModelMismatchError(
+                f"collection {self.settings.collection!r} at {self.location} was built with "
+                f"embedding model {built_with!r} ({built_dim} dimensions) but the configured "
+                f"model is {self.model_name!r}; run `newsqa index --rebuild PATH...` to "
+                f"re-embed everything with it, or configure the original model")
+
+    def exists(self) -> bool:
+        return self._collections() is not None
+
+    def reopen(self) -> None:
+        """Drop cached handles so that the next call sees what other processes wrote."""
+        with self._lock:
+            self._client = self._chunks = self._articles = None
+
+    # --- writing -------------------------------------------------------------------------
+
+    def upsert_article(self, article: Article, chunks: Sequence[Chunk],
+                       embeddings: np.ndarray) -> None:
+        """Write an article's chunks, then its record (which makes it visible)."""
+        if len(chunks) != len(embeddings) or not chunks:
+            raise StoreError(f"article {article.id}: {len(chunks)} chunks but "
+                             f"{len(embeddings)} embeddings")
+        chunk_col, article_col = self._collections(dimension=int(embeddings.shape[1]))
+        new_ids = [c.id for c in chunks]
+        try:
+            stale = set(chunk_col.get(where={"article_id": article.id}, include=[])["ids"])
+            chunk_col.upsert(ids=new_ids, embeddings=embeddings,
+                             documents=[c.text for c in chunks],
+                             metadatas=[_chunk_metadata(article, c) for c in chunks])
+            if stale - set(new_ids):
+                chunk_col.delete(ids=sorted(stale - set(new_ids)))
+            centroid = embeddings.mean(axis=0)
+            centroid = centroid / (np.linalg.norm(centroid) or 1.0)
+            record = {name: getattr(article, name) for name in _META_FIELDS}
+            record.update(published_day=published_day(article.published),
+                          chunk_count=len(chunks), article_id=article.id)
+            article_col.upsert(ids=[article.id], embeddings=centroid[None, :],
+                               documents=[article.body], metadatas=[record])
+        except Exception as exc:
+            raise StoreError(f"cannot write article {article.id} "
+                             f"({article.key or article.title!r}): {exc}") from exc
+
+    def delete_article(self, article_id: str) -> None:
+        """Remove an article: its record first (invisible at once), then its chunks."""
+        collections = self._collections()
+        if collections is None:
+            return
+        chunk_col, article_col = collections
+        try:
+            article_col.delete(ids=[article_id])
+            chunk_col.delete(where={"article_id": article_id})
+        except Exception as exc:
+            raise StoreError(f"cannot delete article {article_id}: {exc}") from exc
+
+    def reset(self) -> None:
+        """Delete both collections (used by rebuild and by a model change)."""
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            for name in (self.settings.collection, self._articles_name):
+                with contextlib.suppress(Exception):  # absent already is fine
+                    self._client.delete_collection(name)
+            self._chunks = self._articles = None
+
+    # --- reading -------------------------------------------------------------------------
+
+    def query(self, embedding: np.ndarray, k: int,
+              where: dict[str, Any] | None = None) -> list[ChunkHit]:
+        """The k chunks nearest to `embedding` among visible articles, best first."""
+        collections = self._collections()
+        if collections is None or k < 1:
+            return []
+        chunk_col, _ = collections
+        try:
+            result = chunk_col.query(query_embeddings=[np.asarray(embedding).tolist()],
+                                     n_results=k, where=where,
+                                     include=["documents", "metadatas", "distances"])
+        except Exception as exc:
+            raise StoreError(f"query failed at {self.location}: {exc}") from exc
+        rows = list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
+                        result["distances"][0], strict=True))
+        visible = self.visible_ids({m["article_id"] for _, _, m, _ in rows})
+        return [ChunkHit(_chunk_from(cid, doc, meta), _article_from(meta, meta["article_id"]),
+                         1.0 - float(dist))
+                for cid, doc, meta, dist in rows if meta["article_id"] in visible]
+
+    def visible_ids(self, article_ids: set[str]) -> set[str]:
+        """Those of `article_ids` whose article record exists (fully written)."""
+        collections = self._collections()
+        if collections is None or not article_ids:
+            return set()
+        return set(collections[1].get(ids=sorted(article_ids), include=[])["ids"])
+
+    def get_chunks(self, chunk_ids: Sequence[str]) -> list[ChunkHit]:
+        """Chunks by id (in the given order, missing or invisible ones left out)."""
+        collections = self._collections()
+        if collections is None or not chunk_ids:
+            return []
+        got = collections[0].get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        by_id = {cid: (doc, meta) for cid, doc, meta
+                 in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
+        visible = self.visible_ids({meta["article_id"] for _, meta in by_id.values()})
+        out = []
+        for cid in chunk_ids:
+            if cid in by_id and by_id[cid][1]["article_id"] in visible:
+                doc, meta = by_id[cid]
+                out.append(ChunkHit(_chunk_from(cid, doc, meta),
+                                    _article_from(meta, meta["article_id"]), 0.0))
+        return out
+
+    def get_article(self, article_id: str) -> Article | None:
+        collections = self._collections()
+        if collections is None:
+            return None
+        got = collections[1].get(ids=[article_id], include=["documents", "metadatas"])
+        if not got["ids"]:
+            return None
+        meta = got["metadatas"][0]
+        return Article(body=got["documents"][0],
+                       **{name: str(meta.get(name) or "") for name in _META_FIELDS})
+
+    def list_articles(self, where: dict[str, Any] | None = None) -> list[tuple[ArticleMeta, int]]:
+        """(article metadata, chunk count) for every visible article, newest first."""
+        collections = self._collections()
+        if collections is None:
+            return []
+        got = collections[1].get(where=where, include=["metadatas"])
+        rows = [(_article_from(meta, aid), int(meta.get("chunk_count") or 0))
+                for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
+        rows.sort(key=lambda row: (row[0].published, row[0].title), reverse=True)
+        return rows
+
+    def iter_chunks(self, batch: int = 2000) -> Iterator[Chunk]:
+        """Every chunk of every visible article (for rebuilding the keyword index)."""
+        collections = self._collections()
+        if collections is None:
+            return
+        chunk_col, article_col = collections
+        visible = set(article_col.get(include=[])["ids"])
+        offset = 0
+        while True:
+            got = chunk_col.get(include=["documents", "metadatas"], limit=batch, offset=offset)
+            if not got["ids"]:
+                return
+            for cid, doc, meta in zip(got["ids"], got["documents"], got["metadatas"],
+                                      strict=True):
+                if meta["article_id"] in visible:
+                    yield _chunk_from(cid, doc, meta)
+            offset += len(got["ids"])
+
+    def count(self) -> tuple[int, int]:
+        """(articles, chunks) currently stored."""
+        collections = self._collections()
+        if collections is None:
+            return 0, 0
+        return collections[1].count(), collections[0].count()
+
+    def sources(self) -> list[str]:
+        return sorted({meta.source for meta, _ in self.list_articles() if meta.source})

@@ -1,0 +1,82 @@
+"""Frozen records of answers: Passage (a retrieved chunk), Citation, Answer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from index.records import ArticleMeta, Chunk
+
+
+@dataclass(frozen=True)
+class Passage:
+    """A retrieved chunk with its article and the scores that ranked it (None = not scored)."""
+
+    chunk: Chunk
+    article: ArticleMeta
+    score: float
+    dense_score: float | None = None
+    keyword_score: float | None = None
+
+    @property
+    def id(self) -> str:
+        return self.chunk.id
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "chunk": self.chunk.to_dict(), "article": self.article.to_dict(),
+                "score": self.score, "dense_score": self.dense_score,
+                "keyword_score": self.keyword_score}
+
+
+@dataclass(frozen=True)
+class Citation:
+    """[number] in an answer: a verbatim quote of `article`, body[start:end] == quote."""
+
+    number: int
+    article: ArticleMeta
+    quote: str
+    start: int
+    end: int
+    chunk_id: str = ""
+
+    def __post_init__(self) -> None:
+        if self.number < 1:
+            raise ValueError("Citation.number starts at 1")
+        if self.end - self.start != len(self.quote) or self.start < 0:
+            raise ValueError("Citation offsets do not match the quote")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "article_id": self.article.id,
+                "title": self.article.title, "source": self.article.source,
+                "published": self.article.published, "url": self.article.url,
+                "author": self.article.author, "path": self.article.path,
+                "quote": self.quote, "start": self.start, "end": self.end,
+                "chunk_id": self.chunk_id}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer: text with [n] markers, the citations they resolve to, the passages read.
+
+    `found` is False when the indexed articles do not answer the question; `passages` then
+    holds the closest passages ("see also"). `warnings` reports what citation checking removed
+    or flagged.
+    """
+
+    question: str
+    text: str
+    found: bool
+    citations: tuple[Citation, ...] = ()
+    passages: tuple[Passage, ...] = ()
+    warnings: tuple[str, ...] = ()
+    standalone_question: str = ""
+    answerer: str = "extractive"
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"question": self.question, "text": self.text, "found": self.found,
+                "citations": [c.to_dict() for c in self.citations],
+                "passages": [p.to_dict() for p in self.passages],
+                "warnings": list(self.warnings),
+                "standalone_question": self.standalone_question or self.question,
+                "answerer": self.answerer, "timings": dict(self.timings)}

@@ -1,0 +1,275 @@
+"""Hybrid retrieval: dense (Chroma) and keyword (BM25) candidates fused by reciprocal rank.
+
+`Retriever.retrieve()` returns `Passage`s for the answerers; `NewsQARetriever` wraps it as a
+LangChain `BaseRetriever` returning `Document`s, for users' own LCEL chains.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any, Literal
+
+from langchain_core.callbacks import CallbackManagerForRetrieverRun
+from langchain_core.documents import Document
+from langchain_core.retrievers import BaseRetriever
+from pydantic import ConfigDict
+
+from index.records import ArticleMeta, Chunk
+from index.settings import Settings
+from index.store import Store, build_where, day_number
+from qa.errors import QAError
+from qa.records import Passage
+
+Mode = Literal["hybrid", "dense", "keyword"]
+MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
+
+#: Defaults chosen on the RealTime QA subset (see qa/benchmark.py `evaluate_retrieval`).
+DEFAULT_MODE: Mode = "hybrid"
+DEFAULT_RRF_K = 60
+DEFAULT_DEPTH = 40
+DEFAULT_PER_ARTICLE = 3
+
+
+def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        value = [value]
+    return tuple(v.strip() for v in value if v and v.strip())
+
+
+def _as_day(value: str | date | None, name: str) -> str:
+    if value is None or value == "":
+        return ""
+    try:
+        day_number(value)
+    except Exception as exc:
+        raise QAError(f"{name}: not a date (use YYYY-MM-DD): {value!r}") from exc
+    return value.isoformat() if isinstance(value, date) else value.strip()[:10]
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Which articles a question may be answered from (empty = no restriction)."""
+
+    sources: tuple[str, ...] = ()
+    since: str = ""
+    until: str = ""
+    article_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def make(cls, *, sources: str | Sequence[str] | None = None,
+             since: str | date | None = None, until: str | date | None = None,
+             article_ids: str | Sequence[str] | None = None) -> Filters:
+        """Validated filters from loose arguments (a single string or a list, dates or ISO)."""
+        filters = cls(sources=_as_tuple(sources), since=_as_day(since, "since"),
+                      until=_as_day(until, "until"), article_ids=_as_tuple(article_ids))
+        if filters.since and filters.until and filters.since > filters.until:
+            raise QAError(f"since ({filters.since}) is after until ({filters.until})")
+        return filters
+
+    @property
+    def active(self) -> bool:
+        return bool(self.sources or self.since or self.until or self.article_ids)
+
+    def where(self) -> dict[str, Any] | None:
+        return build_where(sources=self.sources or None, since=self.since or None,
+                           until=self.until or None, article_ids=self.article_ids or None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sources": list(self.sources), "since": self.since, "until": self.until,
+                "article_ids": list(self.article_ids)}
+
+
+@dataclass(frozen=True)
+class RetrievalConfig:
+    """How candidates are gathered and fused; the defaults won on the eval subset."""
+
+    mode: Mode = DEFAULT_MODE
+    rrf_k: int = DEFAULT_RRF_K
+    depth: int = DEFAULT_DEPTH
+    per_article: int = DEFAULT_PER_ARTICLE
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise QAError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.rrf_k < 0 or self.depth < 1 or self.per_article < 1:
+            raise QAError("rrf_k must be >= 0, depth and per_article >= 1")
+
+
+@dataclass
+class _Candidate:
+    chunk: Chunk
+    article: ArticleMeta
+    dense: float | None = None
+    dense_rank: int | None = None
+    keyword: float | None = None
+    keyword_rank: int | None = None
+    fused: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Retriever:
+    """Dense + BM25 retrieval over the store with filters and a per-article cap.
+
+    Cheap to construct; the model, the store and the keyword index open on first use.
+    """
+
+    def __init__(self, settings: Settings, *, embedder: Any, store: Store,
+                 keyword: Any = None, config: RetrievalConfig | None = None) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.store = store
+        self.config = config or RetrievalConfig()
+        self._keyword = keyword
+        self._lock = threading.Lock()
+        self.last_timings: dict[str, float] = {}
+
+    # --- lazy parts ----------------------------------------------------------------------
+
+    @property
+    def keyword(self) -> Any:
+        """The keyword index (index.keyword), loaded or built on first use."""
+        if self._keyword is None:
+            with self._lock:
+                if self._keyword is None:
+                    from index import keyword as keyword_module
+
+                    self._keyword = keyword_module.KeywordIndex.load_or_build(
+                        self.settings, self.store)
+        return self._keyword
+
+    def refresh_keyword(self) -> None:
+        """Pick up changes in the store (after indexing) in the keyword index."""
+        if self._keyword is not None:
+            self._keyword.refresh_if_stale()
+
+    def warm_up(self) -> None:
+        self.embedder.warm_up()
+        self.store.count()
+        if self.config.mode != "dense":
+            _ = self.keyword
+
+    # --- retrieval -----------------------------------------------------------------------
+
+    def allowed_articles(self, filters: Filters) -> set[str] | None:
+        """Ids of the articles the filters let through (None when nothing is filtered)."""
+        if not filters.active:
+            return None
+        return {meta.id for meta, _ in self.store.list_articles(where=filters.where())}
+
+    def retrieve(self, query: str, *, k: int | None = None, filters: Filters | None = None,
+                 config: RetrievalConfig | None = None,
+                 query_embedding: Any = None) -> list[Passage]:
+        """The k best passages for `query` under `filters`, best first."""
+        config = config or self.config
+        filters = filters or Filters()
+        k = k or self.settings.top_k
+        timings: dict[str, float] = {}
+        started = time.perf_counter()
+        allowed = self.allowed_articles(filters)
+        if allowed is not None and not allowed:
+            self.last_timings = {"retrieve": time.perf_counter() - started}
+            return []
+        candidates: dict[str, _Candidate] = {}
+        if config.mode in ("hybrid", "dense"):
+            mark = time.perf_counter()
+            if query_embedding is None:
+                query_embedding = self.embedder.embed_query(query)
+            timings["embed_query"] = time.perf_counter() - mark
+            mark = time.perf_counter()
+            hits = self.store.query(query_embedding, config.depth, filters.where())
+            timings["dense"] = time.perf_counter() - mark
+            for rank, hit in enumerate(hits):
+                candidates[hit.chunk.id] = _Candidate(hit.chunk, hit.article, dense=hit.similarity,
+                                                      dense_rank=rank)
+        if config.mode in ("hybrid", "keyword"):
+            mark = time.perf_counter()
+            scored = self.keyword.search(query, config.depth, allowed_article_ids=allowed)
+            missing = [cid for cid, _ in scored if cid not in candidates]
+            fetched = {hit.chunk.id: hit for hit in self.store.get_chunks(missing)}
+            for rank, (cid, score) in enumerate(scored):
+                if cid in candidates:
+                    candidates[cid].keyword, candidates[cid].keyword_rank = float(score), rank
+                elif cid in fetched:
+                    hit = fetched[cid]
+                    candidates[cid] = _Candidate(hit.chunk, hit.article, keyword=float(score),
+                                                 keyword_rank=rank)
+            timings["keyword"] = time.perf_counter() - mark
+        for cand in candidates.values():
+            cand.fused = sum(1.0 / (config.rrf_k + rank + 1)
+                             for rank in (cand.dense_rank, cand.keyword_rank) if rank is not None)
+        ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.chunk.id))
+        single = len(filters.article_ids) == 1 or (allowed is not None and len(allowed) == 1)
+        cap = None if single else config.per_article
+        chosen: list[_Candidate] = []
+        per_article: dict[str, int] = {}
+        for cand in ranked:
+            count = per_article.get(cand.article.id, 0)
+            if cap is not None and count >= cap:
+                continue
+            per_article[cand.article.id] = count + 1
+            chosen.append(cand)
+            if len(chosen) >= k:
+                break
+        timings["retrieve"] = time.perf_counter() - started
+        self.last_timings = timings
+        return [Passage(chunk=c.chunk, article=c.article, score=c.fused, dense_score=c.dense,
+                        keyword_score=c.keyword) for c in chosen]
+
+    def as_langchain(self, *, k: int | None = None, filters: Filters | None = None
+                     ) -> NewsQARetriever:
+        return NewsQARetriever(engine=self, k=k, filters=filters or Filters())
+
+
+def passage_to_document(passage: Passage) -> Document:
+    """A passage as a LangChain Document: chunk text plus chunk, article and score metadata."""
+    chunk, article = passage.chunk, passage.article
+    return Document(
+        id=chunk.id, page_content=chunk.text,
+        metadata={"chunk_id": chunk.id, "article_id": article.id, "title": article.title,
+                  "source": article.source, "author": article.author,
+                  "published": article.published, "url": article.url, "path": article.path,
+                  "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
+                  "score": passage.score, "dense_score": passage.dense_score,
+                  "keyword_score": passage.keyword_score})
+
+
+def document_to_passage(document: Document) -> Passage:
+    """Back from a Document made by `passage_to_document`."""
+    meta = document.metadata
+    chunk = Chunk(article_id=meta["article_id"], ordinal=int(meta["ordinal"]),
+                  start=int(meta["start"]), end=int(meta["end"]), text=document.page_content)
+    article = ArticleMeta.from_dict({**meta, "id": meta["article_id"]})
+    return Passage(chunk=chunk, article=article, score=float(meta.get("score") or 0.0),
+                   dense_score=meta.get("dense_score"), keyword_score=meta.get("keyword_score"))
+
+
+def format_docs(documents: Sequence[Document]) -> str:
+    """Numbered passages with their article titles: the usual `retriever | format_docs` step."""
+    parts = []
+    for number, doc in enumerate(documents, 1):
+        meta = doc.metadata
+        head = " - ".join(x for x in (meta.get("title"), meta.get("source"),
+                                      meta.get("published")) if x)
+        parts.append(f"[{number}] {head}\n{doc.page_content}")
+    return "\n\n".join(parts)
+
+
+class NewsQARetriever(BaseRetriever):
+    """LangChain retriever over the newsqa index (hybrid dense + keyword, filters applied)."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    engine: Any
+    k: int | None = None
+    filters: Filters = Filters()
+
+    def _get_relevant_documents(self, query: str, *,
+                                run_manager: CallbackManagerForRetrieverRun) -> list[Document]:
+        passages = self.engine.retrieve(query, k=self.k, filters=self.filters)
+        return [passage_to_document(p) for p in passages]

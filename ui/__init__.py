@@ -1,0 +1,1 @@
+"""User interfaces: the Gradio web chat and the newsqa command."""

@@ -1,0 +1,271 @@
+"""The `newsqa` command: a thin layer over the Python API (index, qa, ui.app).
+
+Environment variables (NEWSQA_*) and flags are read here, at the edge, into one Settings.
+With --json a command prints exactly one JSON document on stdout; progress and logs go to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import click
+
+from index.errors import NewsQAError
+from index.settings import Settings, apply_offline_env
+
+EXAMPLES = {
+    "main": "  newsqa index articles/\n  newsqa ask \"What did Trenta say about intervention?\"\n"
+            "  newsqa serve --port 7860",
+    "index": "  newsqa index articles/ feeds/*.xml\n  newsqa index seeds/ --json\n"
+             "  newsqa index articles/ --rebuild",
+    "ask": "  newsqa ask \"What did Trenta say about intervention?\"\n"
+           "  newsqa ask \"Who met Haftar?\" --source Xinhua --since 2019-01-01 --json",
+    "serve": "  newsqa serve\n  NEWSQA_AUTH=desk:secret newsqa serve --host 0.0.0.0 --port 8080",
+    "stats": "  newsqa stats\n  newsqa stats --json",
+    "eval": "  newsqa eval --corpus ../shared/eval/realtimeqa/corpus.jsonl \\\n"
+            "      --queries ../shared/eval/realtimeqa/queries_dev.jsonl --sample 20",
+    "bench": "  newsqa bench\n  newsqa bench --only index --limit 200",
+}
+
+
+def _epilog(name: str) -> str:
+    return "\b\nExamples:\n" + EXAMPLES[name]
+
+
+class NewsQAGroup(click.Group):
+    """Turns newsqa's own errors into one clear line on stderr and exit status 2."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsQAError as exc:
+            click.echo(f"newsqa: error: {exc}", err=True)
+            sys.exit(2)
+        except KeyboardInterrupt:
+            click.echo("newsqa: interrupted", err=True)
+            sys.exit(130)
+
+
+def _emit_json(document: Any) -> None:
+    click.echo(json.dumps(document, ensure_ascii=False, indent=2, default=str))
+
+
+@contextmanager
+def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
+    """A progress callback (stage, done, total) drawing tqdm bars on stderr, or None."""
+    if quiet:
+        yield None
+        return
+    from tqdm import tqdm
+
+    bars: dict[str, Any] = {}
+
+    def update(stage: str, done: int, total: int) -> None:
+        bar = bars.get(stage)
+        if bar is None:
+            bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr,
+                                     leave=False, dynamic_ncols=True)
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield update
+    finally:
+        for bar in bars.values():
+            bar.close()
+
+
+def _settings(ctx: click.Context, **overrides: Any) -> Settings:
+    base: Settings = ctx.obj
+    return base.replace(**overrides)
+
+
+@click.group(cls=NewsQAGroup, epilog=_epilog("main"),
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for everything newsqa writes [env NEWSQA_DATA_DIR; default ./data].")
+@click.option("--chroma-url", help="Use a Chroma server (http://host:port) instead of the "
+              "embedded store [env NEWSQA_CHROMA_URL].")
+@click.option("--collection", help="Chroma collection name [env NEWSQA_COLLECTION].")
+@click.option("--model", "embedding_model",
+              help="Embedding model: bundled all-MiniLM-L6-v2 or a local path "
+                   "[env NEWSQA_EMBEDDING_MODEL].")
+@click.version_option(package_name="newsqa")
+@click.pass_context
+def cli(ctx: click.Context, data_dir: Path | None, chroma_url: str | None,
+        collection: str | None, embedding_model: str | None) -> None:
+    """Ask questions of your news articles and get answers quoted from them, with citations.
+
+    Every statement in an answer carries a citation [n] to an article and the exact span quoted.
+    When the indexed articles do not contain the answer, newsqa says so.
+    """
+    apply_offline_env()
+    ctx.obj = Settings.from_env(os.environ, data_dir=data_dir, chroma_url=chroma_url,
+                                collection=collection, embedding_model=embedding_model)
+
+
+@cli.command(epilog=_epilog("index"))
+@click.argument("paths", nargs=-1, required=True)
+@click.option("--rebuild", is_flag=True, help="Drop the store and re-embed everything "
+              "(needed after changing the embedding model).")
+@click.option("--prune/--no-prune", default=None,
+              help="Remove articles whose files are gone. Default: prune inside the folders "
+                   "given in this run only.")
+@click.option("--strict", is_flag=True, help="Exit non-zero if any file is skipped.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def index(ctx: click.Context, paths: Sequence[str], rebuild: bool, prune: bool | None,
+          strict: bool, quiet: bool, as_json: bool) -> None:
+    """Index article files, folders or globs (txt, md, json, jsonl, html, rss/atom).
+
+    Re-running is incremental: unchanged files are skipped without loading the model, changed
+    ones are replaced, and bad files are reported and skipped without touching what is indexed.
+    """
+    from index import build
+
+    settings = _settings(ctx)
+    run = build.rebuild if rebuild else build.update
+    with _progress(quiet) as progress:
+        report = run(list(paths), settings, prune=prune, strict=strict, progress=progress)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        for error in report.errors:
+            click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
+        click.echo(report.summary())
+    if not report.ok or (strict and report.skipped):
+        sys.exit(1)
+
+
+@cli.command(epilog=_epilog("ask"))
+@click.argument("question")
+@click.option("--k", "top_k", type=click.IntRange(1, 50), help="Passages to retrieve.")
+@click.option("--since", help="Only articles published on or after this date (YYYY-MM-DD).")
+@click.option("--until", help="Only articles published on or before this date (YYYY-MM-DD).")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--llm", help="Answer with a chat model, e.g. ollama:llama3.1 [env NEWSQA_LLM].")
+@click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
+@click.pass_context
+def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
+        until: str | None, sources: Sequence[str], llm: str | None, as_json: bool) -> None:
+    """Answer QUESTION from the indexed articles, quoting and citing them."""
+    from qa.api import NewsQA
+
+    qa = NewsQA.from_settings(_settings(ctx, llm=llm))
+    answer = qa.ask(question, k=top_k, since=since, until=until, sources=list(sources) or None)
+    if as_json:
+        _emit_json(answer.to_dict())
+        return
+    click.echo(answer.text)
+    if answer.citations:
+        click.echo("\nSources:")
+    for citation in answer.citations:
+        meta = citation.article
+        details = ", ".join(x for x in (meta.source, meta.published, meta.url) if x)
+        click.echo(f"[{citation.number}] {meta.title or meta.id}" +
+                   (f" ({details})" if details else ""))
+        click.echo(f"    \"{citation.quote}\"  [chars {citation.start}-{citation.end}]")
+    for warning in answer.warnings:
+        click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command(epilog=_epilog("serve"))
+@click.option("--host", help="Address to bind [env NEWSQA_HOST; default 127.0.0.1].")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port [env NEWSQA_PORT; 7860].")
+@click.option("--auth", help="USER:PASS required to open the chat [env NEWSQA_AUTH].")
+@click.option("--llm", help="Answer with a chat model, e.g. ollama:llama3.1 [env NEWSQA_LLM].")
+@click.pass_context
+def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | None,
+          llm: str | None) -> None:
+    """Serve the web chat (indexes seeds/ on first start when the store is empty)."""
+    from qa.api import NewsQA
+    from ui.app import serve as serve_app
+
+    settings = _settings(ctx, host=host, port=port, auth=auth, llm=llm)
+    serve_app(NewsQA.from_settings(settings), settings)
+
+
+@cli.command(epilog=_epilog("stats"))
+@click.option("--json", "as_json", is_flag=True, help="Print the statistics as JSON.")
+@click.pass_context
+def stats(ctx: click.Context, as_json: bool) -> None:
+    """Show what is indexed: articles, chunks, sources, date range, model, store location."""
+    from index import build
+
+    figures = build.stats(_settings(ctx))
+    if as_json:
+        _emit_json(figures)
+        return
+    width = max(len(k) for k in figures)
+    for key, value in figures.items():
+        if isinstance(value, list):
+            value = ", ".join(map(str, value)) or "-"
+        click.echo(f"{key:<{width}}  {value}")
+
+
+@cli.command("eval", epilog=_epilog("eval"))
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Articles, JSONL (id, title, source, published_at, url, body).")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="Questions, JSONL (id, query, answer, question_date, evidence).")
+@click.option("--sample", type=click.IntRange(1), help="Evaluate N sampled questions on their "
+              "gold articles plus sampled distractors (quick run).")
+@click.option("--limit", type=click.IntRange(1), help="Evaluate only the first N questions.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("docs/eval"), show_default=True,
+              help="Where the Markdown report and its chart go.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None,
+             limit: int | None, seed: int, report_dir: Path, quiet: bool,
+             as_json: bool) -> None:
+    """Measure retrieval, answer support and refusals against newsqa's peers on a QA set."""
+    from qa import evaluation
+
+    with _progress(quiet) as progress:
+        report = evaluation.run_eval(corpus, queries, _settings(ctx), sample=sample,
+                                     limit=limit, seed=seed, progress=progress,
+                                     report_dir=report_dir)
+    if as_json:
+        _emit_json(report.to_dict())
+    else:
+        click.echo(evaluation.render_table(report))
+
+
+@cli.command(epilog=_epilog("bench"))
+@click.option("--only", type=click.Choice(["index", "qa", "scale"]), multiple=True,
+              help="Run only these benchmarks (repeatable).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("docs/benchmarks.md"), show_default=True,
+              help="Markdown file the figures are written to.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def bench(ctx: click.Context, only: Sequence[str], out: Path, as_json: bool) -> None:
+    """Benchmark indexing and answering speed and memory; writes docs/benchmarks.md."""
+    from qa import evaluation
+
+    figures = evaluation.run_benchmarks(_settings(ctx), only=list(only) or None, out=out)
+    if as_json:
+        _emit_json(figures)
+    else:
+        click.echo(f"wrote {out}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=list(argv) if argv is not None else None, prog_name="newsqa")
+
+
+if __name__ == "__main__":
+    main()
