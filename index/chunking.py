@@ -9,7 +9,7 @@ word unless a single "word" is longer than a whole chunk). Every chunk is an exa
 from __future__ import annotations
 
 import re
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -42,17 +42,12 @@ class ChunkPlan:
         return cls(max_tokens=size, overlap=min(settings.chunk_overlap, size // 2))
 
 
-def _break_priority(body: str, prev_end: int, next_start: int) -> int:
-    """How good a chunk boundary between a token ending at prev_end and one at next_start is."""
-    gap = body[prev_end:next_start]
-    if not gap:
-        return PUNCT if not (body[prev_end - 1].isalnum() and body[next_start].isalnum()) \
-            else NONE
-    if not gap.isspace():
-        return WORD  # dropped characters (control / zero width) between tokens
-    if gap.count("\n") >= 2:
+def _gap_priority(body: str, prev_end: int, next_start: int) -> int:
+    """How good a chunk boundary in the white space body[prev_end:next_start] is."""
+    newlines = body.count("\n", prev_end, next_start)
+    if newlines >= 2:
         return PARAGRAPH
-    if "\n" in gap:
+    if newlines:
         return LINE
     tail = body[max(0, prev_end - 4):prev_end]
     if _SENTENCE_END.search(tail):
@@ -62,76 +57,136 @@ def _break_priority(body: str, prev_end: int, next_start: int) -> int:
     return WORD
 
 
-def token_spans(body: str, embedder: Embedder) -> list[tuple[int, int]]:
-    """(start, end) character offsets of every word piece of `body`, in order."""
-    encoding = embedder.tokenizer.encode(body, add_special_tokens=False)
-    spans: list[tuple[int, int]] = []
-    for start, end in encoding.offsets:
-        if end <= start:
-            continue
-        if spans and start < spans[-1][1]:
-            # several pieces of one character (rare unicode): merge into the previous span
-            spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
-            continue
-        spans.append((start, end))
-    return spans
+class _PieceCounter:
+    """Word-piece counts of white-space separated words, cached across articles.
+
+    BERT-style tokenizers never merge across white space, so a text's token count is the sum of
+    its words' counts: each distinct word is tokenized once, which keeps chunking fast.
+    """
+
+    def __init__(self, embedder: Embedder, limit: int = 400_000) -> None:
+        self.tokenizer = embedder.tokenizer
+        self.cache: dict[str, int] = {}
+        self.limit = limit
+
+    def counts(self, words: list[str]) -> list[int]:
+        cache = self.cache
+        missing = list({w for w in words if w not in cache})
+        if missing:
+            if len(cache) + len(missing) > self.limit:
+                cache.clear()
+            encoded = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            cache.update((w, len(e.ids)) for w, e in zip(missing, encoded, strict=True))
+        return [cache[w] for w in words]
+
+    def pieces(self, word: str) -> list[tuple[int, int]]:
+        """(start, end) offsets of a word's pieces inside the word."""
+        encoding = self.tokenizer.encode(word, add_special_tokens=False)
+        spans: list[tuple[int, int]] = []
+        for start, end in encoding.offsets:
+            if end <= start:
+                continue
+            if spans and start < spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        return spans or [(0, len(word))]
 
 
-def plan_spans(body: str, spans: list[tuple[int, int]], plan: ChunkPlan) -> list[tuple[int, int]]:
-    """Token index ranges [first, last) for each chunk, overlapping by about plan.overlap."""
-    n = len(spans)
+_COUNTERS: dict[int, _PieceCounter] = {}
+_WORD = re.compile(r"\S+")
+
+
+def _counter(embedder: Embedder) -> _PieceCounter:
+    counter = _COUNTERS.get(id(embedder))
+    if counter is None or counter.tokenizer is not embedder.tokenizer:
+        counter = _COUNTERS[id(embedder)] = _PieceCounter(embedder)
+    return counter
+
+
+def _units(body: str, counter: _PieceCounter,
+           size: int) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Units to chunk on: words (or pieces of over-long words) as starts, ends, tokens, priority.
+
+    priority[i] rates the boundary before unit i.
+    """
+    matches = [(m.start(), m.end()) for m in _WORD.finditer(body)]
+    counts = counter.counts([body[s:e] for s, e in matches])
+    starts: list[int] = []
+    ends: list[int] = []
+    tokens: list[int] = []
+    prio: list[int] = []
+    prev_end = 0
+    for (start, end), count in zip(matches, counts, strict=True):
+        before = _gap_priority(body, prev_end, start) if starts else PARAGRAPH
+        if count <= size:
+            starts.append(start)
+            ends.append(end)
+            tokens.append(count)
+            prio.append(before)
+        else:  # one "word" longer than a chunk (a URL, a table row): split between pieces
+            for j, (ps, pe) in enumerate(counter.pieces(body[start:end])):
+                starts.append(start + ps)
+                ends.append(start + pe)
+                tokens.append(1)
+                if j == 0:
+                    prio.append(before)
+                else:
+                    alnum = body[start + ps - 1].isalnum() and body[start + ps].isalnum()
+                    prio.append(NONE if alnum else PUNCT)
+        prev_end = end
+    return starts, ends, tokens, prio
+
+
+def plan_units(tokens: list[int], prio: list[int], plan: ChunkPlan) -> list[tuple[int, int]]:
+    """Unit index ranges [first, last) for each chunk, overlapping by about plan.overlap tokens."""
+    n = len(tokens)
     if n == 0:
         return []
     size, overlap = plan.max_tokens, plan.overlap
-    # priority of the boundary *before* token i (i in 1..n-1)
-    prio = [NONE] * (n + 1)
-    prio[n] = PARAGRAPH
-    for i in range(1, n):
-        prio[i] = _break_priority(body, spans[i - 1][1], spans[i][0])
+    cum = [0] * (n + 1)
+    total = 0
+    for i, count in enumerate(tokens):
+        total += count
+        cum[i + 1] = total
+    prio = [*prio, PARAGRAPH]  # the end of the body is the best boundary
     ranges: list[tuple[int, int]] = []
     first = 0
     while first < n:
-        limit = first + size
+        # furthest end whose chunk fits in `size` tokens
+        limit = bisect_right(cum, cum[first] + size) - 1
         if limit >= n:
             ranges.append((first, n))
             break
-        # best break in the second half of the window, latest among the best priority
-        low = first + max(1, size // 2)
-        best, best_at = -1, limit
+        limit = max(limit, first + 1)
+        low = max(first + 1, bisect_left(cum, cum[first] + size // 2))
+        best, last = -1, limit
         for i in range(limit, low - 1, -1):
             if prio[i] > best:
-                best, best_at = prio[i], i
+                best, last = prio[i], i
                 if best == PARAGRAPH:
                     break
-        if best <= PUNCT:
-            # no white space in the second half: take any word boundary in the whole window
-            for i in range(limit, first, -1):
+        if best <= PUNCT:  # no white space in the second half: any earlier word boundary
+            for i in range(low - 1, first, -1):
                 if prio[i] >= WORD:
-                    best, best_at = prio[i], i
+                    last = i
                     break
-        if best == NONE:
-            for i in range(limit, first, -1):
-                if prio[i] >= PUNCT:
-                    best_at = i
-                    break
-        last = best_at
         ranges.append((first, last))
         if overlap <= 0:
             first = last
             continue
-        # next chunk starts at a word boundary about `overlap` tokens back; prefer a sentence
-        target = max(first + 1, last - overlap)
+        # the next chunk starts about `overlap` tokens back, at a sentence start if one is near
+        target = max(first + 1, bisect_left(cum, cum[last] - overlap))
         nxt = None
         for i in range(target, last):
-            if prio[i] >= SENTENCE and last - i >= overlap // 2:
+            if cum[last] - cum[i] < overlap // 2:
+                break
+            if prio[i] >= SENTENCE:
                 nxt = i
                 break
         if nxt is None:
-            for i in range(target, last):
-                if prio[i] >= WORD:
-                    nxt = i
-                    break
-        first = nxt if nxt is not None else last
+            nxt = next((i for i in range(target, last) if prio[i] >= WORD), last)
+        first = nxt
     return ranges
 
 
@@ -139,10 +194,10 @@ def chunk_body(body: str, embedder: Embedder, settings: Settings,
                article_id: str) -> list[Chunk]:
     """Chunks of one body (see `chunk_article`)."""
     plan = ChunkPlan.for_model(settings, embedder.max_tokens)
-    spans = token_spans(body, embedder)
+    starts, ends, tokens, prio = _units(body, _counter(embedder), plan.max_tokens)
     chunks = []
-    for ordinal, (first, last) in enumerate(plan_spans(body, spans, plan)):
-        start, end = spans[first][0], spans[last - 1][1]
+    for ordinal, (first, last) in enumerate(plan_units(tokens, prio, plan)):
+        start, end = starts[first], ends[last - 1]
         chunks.append(Chunk(article_id=article_id, ordinal=ordinal, start=start, end=end,
                             text=body[start:end]))
     return chunks
@@ -162,6 +217,6 @@ def embedding_text(article: Article, chunk: Chunk) -> str:
     if not TITLE_PREFIX or not article.title:
         return chunk.text
     title = article.title.strip()
-    if len(title) > 200:
-        title = title[:200].rsplit(" ", 1)[0]
+    if len(title) > 120:
+        title = title[:120].rsplit(" ", 1)[0]
     return f"{title}\n{chunk.text}"

@@ -71,6 +71,15 @@ def build_where(*, sources: Sequence[str] | None = None, since: str | date | Non
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
+def _evict_chroma_system(path: str) -> None:
+    """Forget Chroma's cached System for `path` so that the next client re-reads the disk."""
+    from chromadb.api.shared_system_client import SharedSystemClient as Shared
+
+    with Shared._refcount_lock:
+        Shared._identifier_to_system.pop(path, None)
+        Shared._identifier_to_refcount.pop(path, None)
+
+
 @dataclass(frozen=True)
 class ChunkHit:
     """A chunk returned by a dense query, with its article's metadata and cosine similarity."""
@@ -180,8 +189,15 @@ class Store:
         return self._collections() is not None
 
     def reopen(self) -> None:
-        """Drop cached handles so that the next call sees what other processes wrote."""
+        """Drop cached handles so that the next call sees what other processes wrote.
+
+        An embedded Chroma keeps one System per path per process, whose in-memory vector index
+        does not see other processes' writes; it is evicted (not stopped, so queries already
+        running on the old handles finish) and the next call loads a fresh one from disk.
+        """
         with self._lock:
+            if self._client is not None and not self.settings.chroma_url:
+                _evict_chroma_system(str(self.settings.chroma_path))
             self._client = self._chunks = self._articles = None
 
     # --- writing -------------------------------------------------------------------------

@@ -142,3 +142,134 @@ def name_matches(name: str, haystack_words: Iterable[str]) -> bool:
             continue
         return False
     return True
+
+
+# --- segmentation into candidate answer spans ------------------------------------------------
+
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9À-Ý])|\n\s*\n|\n(?=\s*[A-Z\"“])")
+#: Capitalised words that start a sentence in unpunctuated text (never inside a name).
+SENTENCE_STARTERS = frozenset("""
+The A An It He She They We This That These Those There If And But Also Like With What As On In At
+According Its His Her Their Our Some Many However When While After Before Since Although So Yet
+For Meanwhile Last Earlier Later Now Then Still Even Both Each Such Under Over Despite Among
+""".split())
+#: Lower-case words after which a capitalised word continues a phrase instead of starting one.
+_BINDERS = frozenset("""
+the a an of in on at to for by with from and or than as into onto over under about between
+minister president chancellor general leader secretary spokesman spokeswoman premier prime
+deputy envoy ambassador governor senator mayor chief head official commander judge king queen
+prince pope his her their its our my your mr mrs ms dr al el della di de da von van le la
+bin ibn that whether said told
+""".split())
+#: Words after a name that show it is the subject of a new clause ("Trenta also dismissed").
+_VERBISH = frozenset("""
+also said says told tells added stressed has had have was is were are will would could can did
+does may might must should shall then later again insisted noted warned confirmed dismissed
+""".split())
+_PREPOSITIONS = frozenset("in at to from on into for with by".split())
+_SPEECH_END = frozenset("said says added stressed noted told".split())
+
+MIN_SPAN_WORDS = 8
+MAX_SPAN_WORDS = 45
+
+
+def is_punctuated(text: str) -> bool:
+    """Whether `text` has sentence punctuation (about one terminator per 60 words or more)."""
+    count = len(words(text))
+    if count < 20:
+        return bool(re.search(r"[.!?]", text))
+    return len(re.findall(r"[.!?](?=\s|$)", text)) * 60 >= count
+
+
+def _sentence_spans(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    begin = 0
+    for match in _SENTENCE_END.finditer(text):
+        spans.append((begin, match.end()))
+        begin = match.end()
+    spans.append((begin, len(text)))
+    return spans
+
+
+def _boundaries_unpunctuated(tokens: list[Word]) -> list[int]:
+    """Word indices where a new pseudo-sentence starts in text without punctuation."""
+    starts = [0]
+    for i in range(1, len(tokens)):
+        word, prev = tokens[i], tokens[i - 1]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else None
+        if not word.capitalised or word.text == "I":
+            if (prev.lower in _SPEECH_END and i >= 2 and tokens[i - 2].capitalised
+                    and word.capitalised):
+                starts.append(i)
+            continue
+        if word.text in SENTENCE_STARTERS:
+            starts.append(i)
+        elif (prev.lower in _SPEECH_END and i >= 2
+              and (tokens[i - 2].capitalised or tokens[i - 2].lower in ("he", "she", "they"))):
+            starts.append(i)  # "... Conte said Italy does ..." : the attribution closed a quote
+        elif (nxt is not None and not nxt.capitalised
+              and (nxt.lower in _VERBISH or (nxt.lower.endswith("ed") and len(nxt.lower) > 4))
+              and ((not prev.capitalised and prev.lower not in _BINDERS)
+                   or (i >= 2 and tokens[i - 2].lower in _PREPOSITIONS
+                       and nxt.lower in _VERBISH))):
+            starts.append(i)  # "... own interests Trenta also dismissed ..."
+    return starts
+
+
+def _merge_and_split(pieces: list[tuple[int, int]], tokens: list[Word]) -> list[tuple[int, int]]:
+    """Word-index pieces merged when shorter than MIN and split when longer than MAX words."""
+    merged: list[list[int]] = []
+    for first, last in pieces:
+        if merged and (merged[-1][1] - merged[-1][0] < MIN_SPAN_WORDS
+                       or last - first < MIN_SPAN_WORDS // 2):
+            merged[-1][1] = last
+        else:
+            merged.append([first, last])
+    if len(merged) > 1 and merged[-1][1] - merged[-1][0] < MIN_SPAN_WORDS:
+        merged[-2][1] = merged.pop()[1]
+    out: list[tuple[int, int]] = []
+    for first, last in merged:
+        size = last - first
+        if size <= MAX_SPAN_WORDS:
+            out.append((first, last))
+            continue
+        parts = -(-size // 35)
+        step = -(-size // parts)
+        for begin in range(first, last, step):
+            out.append((begin, min(begin + step, last)))
+    return out
+
+
+def segment(text: str) -> list[tuple[int, int]]:
+    """Candidate answer spans of `text` as (start, end) character offsets, in order.
+
+    Sentences when the text is punctuated; otherwise pseudo-sentences cut at capitalised
+    sentence starters and closed attributions, merged to >= 8 and split to <= 45 words.
+    """
+    tokens = words(text)
+    if not tokens:
+        return []
+    if is_punctuated(text):
+        pieces: list[tuple[int, int]] = []
+        index = 0
+        for begin, end in _sentence_spans(text):
+            first = index
+            while index < len(tokens) and tokens[index].start < end:
+                index += 1
+            if index > first and tokens[first].start >= begin:
+                pieces.append((first, index))
+    else:
+        starts = _boundaries_unpunctuated(tokens)
+        pieces = list(zip(starts, [*starts[1:], len(tokens)], strict=True))
+    spans = []
+    for first, last in _merge_and_split(pieces, tokens):
+        start = tokens[first].start
+        end = tokens[last - 1].end
+        # keep closing punctuation and quote marks that belong to the span
+        while end < len(text) and text[end] in ".!?…\"”’')]:;," and end - tokens[last - 1].end < 3:
+            end += 1
+        # keep an opening quote mark
+        if start > 0 and text[start - 1] in "\"“‘'(":
+            start -= 1
+        spans.append((start, end))
+    return spans

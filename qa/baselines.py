@@ -1,0 +1,177 @@
+"""Peers newsqa is measured against: the textbook LangChain recipe and BM25 alone.
+
+Each system ranks corpus articles for a question (`rank(question, depth, until) -> [doc_id]`),
+so that the evaluation can score every system at the article level with the same code.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from index.store import day_number
+
+StageProgress = Callable[[str, int, int], None]
+"""progress(stage, done, total), the CLI's progress-bar callback."""
+
+TEXTBOOK_CHUNK_SIZE = 1000
+TEXTBOOK_CHUNK_OVERLAP = 200
+_TEXTBOOK_BATCH = 256
+_TEXTBOOK_MARKER = "complete.json"
+
+
+@runtime_checkable
+class RankingSystem(Protocol):
+    """Something that ranks corpus articles for a question (what the evaluation scores)."""
+
+    name: str
+
+    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
+        """Corpus doc ids, best first, at most `depth` distinct ones (articles after `until`
+        are not eligible)."""
+        ...
+
+
+def distinct_in_order(keys: Sequence[str]) -> list[str]:
+    """Keys with duplicates removed, first occurrence kept: passages -> article ranking."""
+    seen: set[str] = set()
+    out = []
+    for key in keys:
+        if key not in seen:
+            seen.add(key)
+            out.append(key)
+    return out
+
+
+class TextbookRAG:
+    """The textbook LangChain recipe: 1000/200 character splitter, HuggingFaceEmbeddings of the
+    same bundled model, a langchain_chroma.Chroma store, `similarity_search` top-k.
+
+    The store is persisted under `directory` and reused when complete (a marker file records
+    the chunk count and the build time), so a second evaluation run does not re-embed.
+    """
+
+    name = "textbook"
+
+    def __init__(self, directory: Path, *, model_path: str) -> None:
+        self.directory = Path(directory)
+        self.model_path = model_path
+        self._store: Any = None
+        self.build_seconds: float | None = None
+        self.reused = False
+        self.chunk_count = 0
+
+    @property
+    def _marker(self) -> Path:
+        return self.directory / _TEXTBOOK_MARKER
+
+    def _open(self) -> Any:
+        import chromadb
+        from langchain_chroma import Chroma
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+        embeddings = HuggingFaceEmbeddings(
+            model_name=self.model_path, model_kwargs={"device": "cpu"},
+            encode_kwargs={"normalize_embeddings": True})
+        client = chromadb.PersistentClient(
+            path=str(self.directory / "chroma"),
+            settings=chromadb.Settings(anonymized_telemetry=False))
+        return Chroma(collection_name="textbook", embedding_function=embeddings, client=client)
+
+    def build(self, docs: Sequence[Any], *, progress: StageProgress | None = None) -> None:
+        """Split, embed and store `docs` (CorpusDoc-like: id, body, published) unless cached."""
+        from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+        if self._marker.is_file():
+            info = json.loads(self._marker.read_text())
+            self._store = self._open()
+            if self._store._collection.count() == info.get("chunks"):
+                self.reused = True
+                self.chunk_count = int(info["chunks"])
+                self.build_seconds = float(info.get("build_seconds") or 0.0)
+                return
+            self._store = None
+        if self.directory.exists():
+            shutil.rmtree(self.directory)
+        self.directory.mkdir(parents=True)
+        started = time.perf_counter()
+        splitter = RecursiveCharacterTextSplitter(chunk_size=TEXTBOOK_CHUNK_SIZE,
+                                                  chunk_overlap=TEXTBOOK_CHUNK_OVERLAP)
+        texts: list[str] = []
+        metadatas: list[dict[str, Any]] = []
+        ids: list[str] = []
+        for doc in docs:
+            for ordinal, piece in enumerate(splitter.split_text(doc.body)):
+                texts.append(piece)
+                metadatas.append({"doc_id": doc.id,
+                                  "published_day": day_number(doc.published) or 0})
+                ids.append(f"{doc.id}-{ordinal:04d}")
+        self._store = self._open()
+        for begin in range(0, len(texts), _TEXTBOOK_BATCH):
+            end = begin + _TEXTBOOK_BATCH
+            self._store.add_texts(texts[begin:end], metadatas=metadatas[begin:end],
+                                  ids=ids[begin:end])
+            if progress:
+                progress("textbook: embedding", min(end, len(texts)), len(texts))
+        self.build_seconds = time.perf_counter() - started
+        self.chunk_count = len(texts)
+        self._marker.write_text(json.dumps({"chunks": len(texts),
+                                            "build_seconds": self.build_seconds}))
+
+    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
+        if self._store is None:
+            raise RuntimeError("TextbookRAG.build() must run before rank()")
+        where = {"published_day": {"$lte": day_number(until)}} if until else None
+        k = depth * 3
+        while True:
+            found = self._store.similarity_search(query, k=k, filter=where)
+            ranked = distinct_in_order([d.metadata["doc_id"] for d in found])
+            if len(ranked) >= depth or len(found) < k or k >= depth * 48:
+                return ranked[:depth]
+            k *= 2
+
+
+class KeywordOnly:
+    """BM25 alone over newsqa's own chunks: the product retriever in keyword mode."""
+
+    name = "bm25"
+
+    def __init__(self, retriever: Any, to_doc: Callable[[str], str | None]) -> None:
+        self.retriever = retriever
+        self.to_doc = to_doc
+
+    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
+        return rank_with_retriever(self.retriever, query, depth, until, self.to_doc,
+                                   mode="keyword")
+
+
+def rank_with_retriever(retriever: Any, query: str, depth: int, until: str | None,
+                        to_doc: Callable[[str], str | None], *, mode: str | None = None,
+                        exclude: frozenset[str] = frozenset(),
+                        allowed: Sequence[str] | None = None) -> list[str]:
+    """Distinct corpus doc ids from qa.retriever.Retriever passages, deepening until `depth`
+    distinct articles are found (or the candidates run out)."""
+    from qa.retriever import Filters
+
+    config = retriever.config
+    changes: dict[str, Any] = {}
+    if mode:
+        changes["mode"] = mode
+    filters = Filters.make(until=until, article_ids=allowed)
+    k = depth * 5
+    pool = max(config.depth, depth * 4)
+    while True:
+        import dataclasses
+
+        cfg = dataclasses.replace(config, depth=pool, **changes)
+        passages = retriever.retrieve(query, k=k, filters=filters, config=cfg)
+        ranked = [d for d in distinct_in_order([to_doc(p.article.id) or "" for p in passages])
+                  if d and d not in exclude]
+        if len(ranked) >= depth or pool >= depth * 32:
+            return ranked[:depth]
+        pool *= 2
+        k *= 2

@@ -1,0 +1,86 @@
+"""The `newsqa` command as a user runs it: real subprocesses, real model, real Chroma."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from index.settings import OFFLINE_ENV
+from tests.conftest import SEEDS
+
+NEWSQA = [sys.executable, "-m", "ui.cli"]
+COMMANDS = ["index", "ask", "serve", "stats", "eval", "bench"]
+
+
+def run(*args: str, data_dir: Path, check: bool = True,
+        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **OFFLINE_ENV, "NEWSQA_DATA_DIR": str(data_dir), **(env or {})}
+    result = subprocess.run([*NEWSQA, *args], capture_output=True, text=True, env=full_env,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=600)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def test_help_lists_real_commands_with_examples(tmp_path: Path) -> None:
+    out = run("--help", data_dir=tmp_path).stdout
+    for command in COMMANDS:
+        assert f"  {command} " in out
+        sub = run(command, "--help", data_dir=tmp_path).stdout
+        assert "Examples:" in sub and f"newsqa {command}" in sub
+
+
+@pytest.fixture(scope="module")
+def indexed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data_dir = tmp_path_factory.mktemp("cli") / "data"
+    report = json.loads(run("index", str(SEEDS), "--json", "--quiet", data_dir=data_dir).stdout)
+    assert report["indexed"] == 1 and report["errors"] == []
+    return data_dir
+
+
+def test_index_json_report_and_incremental_rerun(indexed: Path) -> None:
+    again = run("index", str(SEEDS), "--json", data_dir=indexed)
+    report = json.loads(again.stdout)
+    for key in ("indexed", "updated", "unchanged", "skipped", "removed"):
+        assert isinstance(report[key], int)
+    assert (report["indexed"], report["unchanged"]) == (0, 1)
+
+
+def test_stats_json(indexed: Path) -> None:
+    stats = json.loads(run("stats", "--json", data_dir=indexed).stdout)
+    assert stats["articles"] == 1 and stats["chunks"] >= 3
+
+
+def test_ask_prints_one_json_answer_with_a_verbatim_citation(indexed: Path) -> None:
+    result = run("ask", "What did Trenta say about intervention?", "--json", data_dir=indexed)
+    answer = json.loads(result.stdout)
+    assert answer["found"] is True
+    quotes = " ".join(c["quote"] for c in answer["citations"])
+    assert "the option does not exist" in quotes
+    body = (SEEDS / "000_e1213e88b6fc4d83.txt").read_text()
+    for citation in answer["citations"]:
+        assert body[citation["start"]:citation["end"]] == citation["quote"]
+
+
+def test_ask_plain_text_lists_sources(indexed: Path) -> None:
+    out = run("ask", "What did Trenta say about intervention?", data_dir=indexed).stdout
+    assert "[1]" in out and "Sources:" in out
+
+
+@pytest.mark.parametrize("args,env,fragment", [
+    (["index", "/no/such/folder"], {}, "/no/such/folder"),
+    (["ask", "   "], {}, "question"),
+    (["stats"], {"NEWSQA_TOP_K": "lots"}, "NEWSQA_TOP_K"),
+    (["stats"], {"NEWSQA_CHROMA_URL": "not a url"}, "chroma_url"),
+])
+def test_user_mistakes_give_a_clear_line_and_no_traceback(
+        tmp_path: Path, args: list[str], env: dict[str, str], fragment: str) -> None:
+    result = run(*args, data_dir=tmp_path / "data", check=False, env=env)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    assert fragment in result.stderr
