@@ -42,19 +42,21 @@ class ChunkPlan:
         return cls(max_tokens=size, overlap=min(settings.chunk_overlap, size // 2))
 
 
-def _gap_priority(body: str, prev_end: int, next_start: int) -> int:
-    """How good a chunk boundary in the white space body[prev_end:next_start] is."""
-    newlines = body.count("\n", prev_end, next_start)
-    if newlines >= 2:
-        return PARAGRAPH
-    if newlines:
-        return LINE
-    tail = body[max(0, prev_end - 4):prev_end]
-    if _SENTENCE_END.search(tail):
-        return SENTENCE
-    if _CLAUSE_END.search(tail):
-        return CLAUSE
-    return WORD
+_GAPS = (  # (pattern ending at the start of the next word, priority), lowest first
+    (re.compile(r"[;:,—–-][\"'”’)\]]*\s+(?=\S)"), CLAUSE),
+    (re.compile(r"[.!?…][\"'”’)\]]*\s+(?=\S)"), SENTENCE),
+    (re.compile(r"\n\s*(?=\S)"), LINE),
+    (re.compile(r"\n\s*\n\s*(?=\S)"), PARAGRAPH),
+)
+
+
+def _gap_priorities(body: str) -> dict[int, int]:
+    """Start offset of a word -> priority of the white space before it (absent: plain WORD)."""
+    priorities: dict[int, int] = {}
+    for pattern, priority in _GAPS:
+        for match in pattern.finditer(body):
+            priorities[match.end()] = priority
+    return priorities
 
 
 class _PieceCounter:
@@ -110,32 +112,32 @@ def _units(body: str, counter: _PieceCounter,
 
     priority[i] rates the boundary before unit i.
     """
-    matches = [(m.start(), m.end()) for m in _WORD.finditer(body)]
-    counts = counter.counts([body[s:e] for s, e in matches])
-    starts: list[int] = []
-    ends: list[int] = []
-    tokens: list[int] = []
-    prio: list[int] = []
-    prev_end = 0
-    for (start, end), count in zip(matches, counts, strict=True):
-        before = _gap_priority(body, prev_end, start) if starts else PARAGRAPH
-        if count <= size:
-            starts.append(start)
-            ends.append(end)
-            tokens.append(count)
-            prio.append(before)
-        else:  # one "word" longer than a chunk (a URL, a table row): split between pieces
-            for j, (ps, pe) in enumerate(counter.pieces(body[start:end])):
-                starts.append(start + ps)
-                ends.append(start + pe)
-                tokens.append(1)
-                if j == 0:
-                    prio.append(before)
-                else:
-                    alnum = body[start + ps - 1].isalnum() and body[start + ps].isalnum()
-                    prio.append(NONE if alnum else PUNCT)
-        prev_end = end
-    return starts, ends, tokens, prio
+    spans = [m.span() for m in _WORD.finditer(body)]
+    counts = counter.counts([body[s:e] for s, e in spans])
+    gaps = _gap_priorities(body)
+    starts = [s for s, _ in spans]
+    ends = [e for _, e in spans]
+    prio = [gaps.get(s, WORD) for s in starts]
+    if prio:
+        prio[0] = PARAGRAPH
+    if not counts or max(counts) <= size:
+        return starts, ends, counts, prio
+    # some "word" is longer than a chunk (a URL, a table row): split it between word pieces
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for i, (start, end) in enumerate(spans):
+        if counts[i] <= size:
+            for column, value in zip(out, (start, end, counts[i], prio[i]), strict=True):
+                column.append(value)
+            continue
+        for j, (ps, pe) in enumerate(counter.pieces(body[start:end])):
+            if j == 0:
+                before = prio[i]
+            else:
+                alnum = body[start + ps - 1].isalnum() and body[start + ps].isalnum()
+                before = NONE if alnum else PUNCT
+            for column, value in zip(out, (start + ps, start + pe, 1, before), strict=True):
+                column.append(value)
+    return out
 
 
 def plan_units(tokens: list[int], prio: list[int], plan: ChunkPlan) -> list[tuple[int, int]]:
@@ -151,7 +153,7 @@ def plan_units(tokens: list[int], prio: list[int], plan: ChunkPlan) -> list[tupl
         cum[i + 1] = total
     prio = [*prio, PARAGRAPH]  # the end of the body is the best boundary
     ranges: list[tuple[int, int]] = []
-    first = 0
+    first = previous_last = 0
     while first < n:
         # furthest end whose chunk fits in `size` tokens
         limit = bisect_right(cum, cum[first] + size) - 1
@@ -166,12 +168,13 @@ def plan_units(tokens: list[int], prio: list[int], plan: ChunkPlan) -> list[tupl
                 best, last = prio[i], i
                 if best == PARAGRAPH:
                     break
-        if best <= PUNCT:  # no white space in the second half: any earlier word boundary
-            for i in range(low - 1, first, -1):
+        if best <= PUNCT:  # no white space in the second half: an earlier new word boundary
+            for i in range(low - 1, max(first, previous_last), -1):
                 if prio[i] >= WORD:
                     last = i
                     break
         ranges.append((first, last))
+        previous_last = last
         if overlap <= 0:
             first = last
             continue

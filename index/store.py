@@ -343,5 +343,32 @@ class Store:
             return 0, 0
         return collections[1].count(), collections[0].count()
 
+    def article_ids(self) -> set[str]:
+        """Ids of every article record (visible articles)."""
+        collections = self._collections()
+        if collections is None:
+            return set()
+        return set(collections[1].get(include=[])["ids"])
+
+    def sweep_orphan_chunks(self, batch: int = 5000) -> int:
+        """Delete chunks whose article has no record (left by an interrupted write)."""
+        collections = self._collections()
+        if collections is None:
+            return 0
+        chunk_col, article_col = collections
+        visible = set(article_col.get(include=[])["ids"])
+        orphans: list[str] = []
+        offset = 0
+        while True:
+            got = chunk_col.get(include=["metadatas"], limit=batch, offset=offset)
+            if not got["ids"]:
+                break
+            orphans += [cid for cid, meta in zip(got["ids"], got["metadatas"], strict=True)
+                        if meta.get("article_id") not in visible]
+            offset += len(got["ids"])
+        for begin in range(0, len(orphans), batch):
+            chunk_col.delete(ids=orphans[begin:begin + batch])
+        return len(orphans)
+
     def sources(self) -> list[str]:
         return sorted({meta.source for meta, _ in self.list_articles() if meta.source})

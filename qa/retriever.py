@@ -139,14 +139,17 @@ class Retriever:
                 if self._keyword is None:
                     from index import keyword as keyword_module
 
-                    self._keyword = keyword_module.KeywordIndex.load_or_build(
-                        self.settings, self.store)
+                    self._keyword = keyword_module.load_or_build(self.settings, self.store)
         return self._keyword
 
     def refresh_keyword(self) -> None:
         """Pick up changes in the store (after indexing) in the keyword index."""
-        if self._keyword is not None:
-            self._keyword.refresh_if_stale()
+        with self._lock:
+            if self._keyword is None:
+                return
+            if not self._keyword.refresh_if_stale() \
+                    and len(self._keyword) != self.store.count()[1]:
+                self._keyword = None  # out of step and nothing newer published: rebuild lazily
 
     def warm_up(self) -> None:
         self.embedder.warm_up()

@@ -10,10 +10,17 @@ from dataclasses import dataclass
 
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
 _SPACE = re.compile(r"\s+")
+
+
+def wordset(text: str) -> frozenset[str]:
+    """The white-space separated words of `text` as a set (for word lists)."""
+    return frozenset(text.split())
+
+
 _QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'",
                          "’": "'", "‚": "'", "`": "'", "´": "'"})
 
-STOPWORDS = frozenset("""
+STOPWORDS = wordset("""
 a about above after again against all also am an and any are aren as at be because been before
 being below between both but by can could did didn do does doesn doing don down during each few
 for from further had has have having he her here hers herself him himself his how i if in into is
@@ -22,11 +29,11 @@ ours ourselves out over own same she should so some such than that the their the
 themselves then there these they this those through to too under until up very was we were what
 when where which while who whom whose why will with would you your yours yourself yourselves
 s t ll ve re d m say said says tell told according recently new week year
-""".split())
+""")
 
-QUESTION_WORDS = frozenset(
+QUESTION_WORDS = wordset(
     "what who whom whose which when where why how did does do is are was were can could will "
-    "would should has have had tell give list name describe explain".split())
+    "would should has have had tell give list name describe explain")
 
 
 @dataclass(frozen=True)
@@ -146,28 +153,29 @@ def name_matches(name: str, haystack_words: Iterable[str]) -> bool:
 
 # --- segmentation into candidate answer spans ------------------------------------------------
 
-_SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9À-Ý])|\n\s*\n|\n(?=\s*[A-Z\"“])")
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”’')\]]*(?=\s+[\"“‘'(\[]?[A-Z0-9À-Ý])"
+                           r"|\n\s*\n|\n(?=\s*[A-Z\"“])")
 #: Capitalised words that start a sentence in unpunctuated text (never inside a name).
-SENTENCE_STARTERS = frozenset("""
+SENTENCE_STARTERS = wordset("""
 The A An It He She They We This That These Those There If And But Also Like With What As On In At
 According Its His Her Their Our Some Many However When While After Before Since Although So Yet
 For Meanwhile Last Earlier Later Now Then Still Even Both Each Such Under Over Despite Among
-""".split())
+""")
 #: Lower-case words after which a capitalised word continues a phrase instead of starting one.
-_BINDERS = frozenset("""
+_BINDERS = wordset("""
 the a an of in on at to for by with from and or than as into onto over under about between
 minister president chancellor general leader secretary spokesman spokeswoman premier prime
 deputy envoy ambassador governor senator mayor chief head official commander judge king queen
 prince pope his her their its our my your mr mrs ms dr al el della di de da von van le la
 bin ibn that whether said told
-""".split())
+""")
 #: Words after a name that show it is the subject of a new clause ("Trenta also dismissed").
-_VERBISH = frozenset("""
+_VERBISH = wordset("""
 also said says told tells added stressed has had have was is were are will would could can did
 does may might must should shall then later again insisted noted warned confirmed dismissed
-""".split())
-_PREPOSITIONS = frozenset("in at to from on into for with by".split())
-_SPEECH_END = frozenset("said says added stressed noted told".split())
+""")
+_PREPOSITIONS = wordset("in at to from on into for with by")
+_SPEECH_END = wordset("said says added stressed noted told")
 
 MIN_SPAN_WORDS = 8
 MAX_SPAN_WORDS = 45
@@ -229,15 +237,38 @@ def _merge_and_split(pieces: list[tuple[int, int]], tokens: list[Word]) -> list[
         merged[-2][1] = merged.pop()[1]
     out: list[tuple[int, int]] = []
     for first, last in merged:
-        size = last - first
-        if size <= MAX_SPAN_WORDS:
-            out.append((first, last))
-            continue
-        parts = -(-size // 35)
-        step = -(-size // parts)
-        for begin in range(first, last, step):
-            out.append((begin, min(begin + step, last)))
+        out.extend(_split_long(first, last, tokens))
     return out
+
+
+_SOFT_BREAKS = wordset("and but while which that because although whereas so")
+
+
+def _split_long(first: int, last: int, tokens: list[Word]) -> list[tuple[int, int]]:
+    """Split [first, last) at the most natural break near its middle until <= MAX words."""
+    if last - first <= MAX_SPAN_WORDS:
+        return [(first, last)]
+    middle = (first + last) / 2
+    best, best_key = None, None
+    for i in range(first + MIN_SPAN_WORDS, last - MIN_SPAN_WORDS + 1):
+        word, prev = tokens[i], tokens[i - 1]
+        if word.text == "I" and prev.text != "I":
+            kind = 4
+        elif (word.capitalised and len(word.text) > 1 and not prev.capitalised
+              and prev.lower not in _BINDERS):
+            kind = 3
+        elif prev.lower in _SPEECH_END:
+            kind = 2
+        elif word.lower in _SOFT_BREAKS:
+            kind = 1
+        else:
+            kind = 0
+        key = (kind, -abs(i - middle))
+        if best_key is None or key > best_key:
+            best, best_key = i, key
+    if best is None:
+        best = int(middle)
+    return _split_long(first, best, tokens) + _split_long(best, last, tokens)
 
 
 def segment(text: str) -> list[tuple[int, int]]:

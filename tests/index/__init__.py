@@ -1,0 +1,1 @@
+"""Tests of the indexing layer (sources, chunking, keyword index, incremental builds)."""

@@ -1,0 +1,1 @@
+"""Reliability and security checks: load, re-indexing while serving, crashes, hostile input."""

@@ -1,0 +1,285 @@
+"""Crash the indexer with kill -9 at random (seeded) moments and check the store converges.
+
+Each cycle starts `newsqa index` as a separate process, kills it (SIGKILL, no clean-up) at a
+random moment within the time a clean build takes, checks that the store still opens and that
+readers see no half-written article, then re-runs the indexer to completion and checks the
+store holds exactly what a clean build holds: same article ids, same chunk ids, no orphan
+chunks, no duplicate ordinals, and a keyword index over exactly those chunks.
+
+    python -m tests.reliability.crash --kills 10 --seed 7
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.harness import (
+    StoreSnapshot,
+    index_json,
+    loopback_only,
+    make_bulk_corpus,
+    make_corpus,
+    popen_cli,
+    run_cli,
+    settings_for,
+    snapshot,
+)
+
+#: Progress stages after the model has loaded: chunking, embedding and writing the store.
+WRITE_STAGES = ("chunk", "embed", "cleanup", "keyword")
+
+
+@dataclass
+class Kill:
+    """One kill -9: when, in which stage (last progress line), what the store looked like."""
+
+    cycle: int
+    after_s: float
+    stage: str
+    finished_first: bool
+    after_kill: dict[str, Any]
+    after_rerun: dict[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CrashReport:
+    """The reference build and every kill with its outcome."""
+
+    seed: int
+    files: int
+    reference: dict[str, Any]
+    clean_build_s: float
+    kills: list[Kill] = field(default_factory=list)
+
+    @property
+    def problems(self) -> list[str]:
+        return [f"cycle {k.cycle} (kill after {k.after_s:.1f}s, {k.stage}): {p}"
+                for k in self.kills for p in k.problems]
+
+    def summary(self) -> dict[str, Any]:
+        real = [k for k in self.kills if not k.finished_first]
+        stages: dict[str, int] = {}
+        for k in real:
+            stages[k.stage] = stages.get(k.stage, 0) + 1
+        return {"seed": self.seed, "files": self.files, "reference": self.reference,
+                "clean_build_s": round(self.clean_build_s, 1), "kills": len(real),
+                "runs_that_finished_before_the_kill": len(self.kills) - len(real),
+                "kill_stages": stages,
+                "orphans_left_by_kills": sum(k.after_kill.get("orphans", 0) for k in real),
+                "converged": sum(1 for k in self.kills if not k.problems),
+                "problems": self.problems}
+
+
+class _StderrWatcher:
+    """Reads a child's stderr in the background: the last progress line, when writing began."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.writing_after: float | None = None
+        self.last = ""
+        self.text: list[str] = []
+        self._began = time.monotonic()
+        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        assert proc.stderr is not None
+        buffer = ""
+        while True:
+            piece = proc.stderr.read(1)
+            if not piece:
+                return
+            self.text.append(piece)
+            if piece not in "\r\n":
+                buffer += piece
+                if self.writing_after is None and buffer.lstrip().startswith(WRITE_STAGES):
+                    self.writing_after = time.monotonic() - self._began
+                continue
+            if buffer.strip():
+                self.last = buffer.strip()
+            buffer = ""
+
+    def stage(self) -> str:
+        """The progress stage of the last line (e.g. 'embed'), or 'start-up'."""
+        if not self.last:
+            return "start-up"
+        return self.last.split(":", 1)[0].strip()[:40] or "start-up"
+
+    def join(self) -> str:
+        self._thread.join(timeout=10)
+        return "".join(self.text)
+
+
+def _index_process(paths: list[Path], data_dir: Path) -> subprocess.Popen:
+    return popen_cli("index", *map(str, paths), "--json", data_dir=data_dir,
+                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    """SIGKILL the child's whole process group (it was started in its own session)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=30)
+
+
+def clean_build(paths: list[Path], data_dir: Path) -> tuple[StoreSnapshot, float, float]:
+    """A build nobody interrupts: (snapshot, seconds, seconds spent chunking and writing)."""
+    began = time.monotonic()
+    proc = _index_process(paths, data_dir)
+    watcher = _StderrWatcher(proc)
+    out, _ = proc.communicate(timeout=900)
+    errors = watcher.join()
+    elapsed = time.monotonic() - began
+    if proc.returncode != 0:
+        raise RuntimeError(f"clean build failed ({proc.returncode}): {errors[-2000:]}")
+    report = json.loads(out)
+    if report.get("errors"):
+        raise RuntimeError(f"clean build reported errors: {report['errors']}")
+    writing = elapsed - (watcher.writing_after or 0.0)
+    return snapshot(settings_for(data_dir)), elapsed, writing
+
+
+def keyword_problems(data_dir: Path, expected: frozenset[str]) -> list[str]:
+    """The published keyword index must cover exactly the store's chunks."""
+    from index.keyword import KeywordIndex
+
+    index = KeywordIndex.load(settings_for(data_dir).keyword_dir)
+    if index is None:
+        return ["no keyword index published"]
+    got = frozenset(index.chunk_ids)
+    if got != expected:
+        return [f"keyword index has {len(got)} chunks, store {len(expected)} "
+                f"(missing {len(expected - got)}, extra {len(got - expected)})"]
+    return []
+
+
+def converge_problems(data_dir: Path, reference: StoreSnapshot) -> tuple[StoreSnapshot, list[str]]:
+    """Compare a finished store with the clean build."""
+    snap = snapshot(settings_for(data_dir))
+    problems = snap.problems()
+    if snap.article_ids != reference.article_ids:
+        problems.append(f"articles differ from the clean build: "
+                        f"missing {sorted(reference.article_ids - snap.article_ids)[:3]}, "
+                        f"extra {sorted(snap.article_ids - reference.article_ids)[:3]}")
+    if snap.chunk_ids != reference.chunk_ids:
+        problems.append(f"chunks differ from the clean build: {snap.chunk_count} vs "
+                        f"{reference.chunk_count}")
+    problems += keyword_problems(data_dir, snap.chunk_ids)
+    return snap, problems
+
+
+def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
+                    write_window: float, startup_share: float) -> tuple[float, str, bool]:
+    """Start an indexer and SIGKILL it: usually a random moment after it began chunking and
+    writing (within `write_window` s), sometimes during start-up. (seconds, stage, finished)."""
+    began = time.monotonic()
+    proc = _index_process(paths, data_dir)
+    watcher = _StderrWatcher(proc)
+    early = rng.random() < startup_share
+    delay = rng.uniform(0.3, 6.0) if early else rng.uniform(0.0, write_window)
+    finished = False
+    while True:
+        if proc.poll() is not None:
+            finished = True
+            break
+        now = time.monotonic() - began
+        anchor = 0.0 if early else watcher.writing_after
+        if anchor is not None and now >= anchor + delay:
+            break
+        time.sleep(0.02)
+    stage = watcher.stage()
+    after = time.monotonic() - began
+    if not finished:
+        kill_group(proc)
+    watcher.join()
+    return after, stage, finished
+
+
+def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
+                kills_per_cycle: int = 2, startup_share: float = 0.2,
+                reference: StoreSnapshot | None = None, write_window: float | None = None,
+                log: Any = print) -> CrashReport:
+    """`kills` kill -9s, in cycles of up to `kills_per_cycle` kills on one data folder (each
+    kill hits the re-run of the previous one), each cycle ending with a complete re-run.
+
+    Without `reference`, a clean build by the CLI gives the reference and the write window.
+    """
+    corpus = make_corpus(work / "articles")
+    make_bulk_corpus(work / "articles", extra_articles)
+    paths = [corpus]
+    clean_s = 0.0
+    if reference is None:
+        reference, clean_s, measured = clean_build(paths, work / "clean")
+        write_window = write_window or measured
+        log(f"clean build: {reference.article_count} articles, {reference.chunk_count} chunks "
+            f"in {clean_s:.1f}s ({measured:.1f}s of it chunking, embedding and writing)")
+    write_window = write_window or 5.0
+    if reference.problems():
+        raise RuntimeError(f"the clean build itself is inconsistent: {reference.problems()}")
+    report = CrashReport(seed, len(list(corpus.iterdir())), reference.to_dict(), clean_s)
+    rng = random.Random(seed)
+    done, cycle = 0, 0
+    while done < kills and cycle < kills * 3:
+        cycle += 1
+        data_dir = work / f"crash-{cycle:02d}"
+        kill: Kill | None = None
+        for _ in range(min(kills_per_cycle, kills - done)):
+            after_s, stage, finished = _kill_at_random(paths, data_dir, rng, write_window,
+                                                       startup_share)
+            after = snapshot(settings_for(data_dir))
+            problems = [] if after.opened else [f"store does not open after kill: {after.error}"]
+            if after.incomplete_articles:
+                problems.append(f"visible articles missing chunks after the kill: "
+                                f"{list(after.incomplete_articles)[:3]}")
+            kill = Kill(cycle, after_s, stage, finished, after.to_dict(), {}, problems)
+            report.kills.append(kill)
+            done += 0 if finished else 1
+            log(f"cycle {cycle}: {'finished before the kill' if finished else 'killed'} after "
+                f"{after_s:.1f}s ({stage}); store {after.to_dict()}")
+        rerun = run_cli("index", *map(str, paths), "--json", "--quiet", data_dir=data_dir,
+                        timeout=900)
+        snap, problems = converge_problems(data_dir, reference)
+        if rerun.returncode != 0:
+            problems.insert(0, f"re-run exited {rerun.returncode}: {rerun.stderr[-500:]}")
+        else:
+            index_json(rerun)
+        assert kill is not None
+        kill.after_rerun = snap.to_dict()
+        kill.problems += problems
+        log(f"cycle {cycle}: re-run -> {snap.to_dict()}"
+            + (f" PROBLEMS: {problems}" if problems else " converged"))
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--kills", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--articles", type=int, default=24,
+                        help="generated articles besides the seed and the small corpus")
+    parser.add_argument("--work", type=Path, help="keep the stores here (default: a temp dir)")
+    args = parser.parse_args(argv)
+    loopback_only()
+    with tempfile.TemporaryDirectory(prefix="newsqa-crash-") as tmp:
+        work = args.work or Path(tmp)
+        report = run_crashes(work, kills=args.kills, seed=args.seed,
+                             extra_articles=args.articles)
+    print(json.dumps(report.summary(), indent=2))
+    return 1 if report.problems or not report.kills else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""A separate `newsqa index` process adds articles while users ask the running server.
+
+No question fails, nobody sees half an article (chunks without their record, or a record
+without all its chunks), and the new articles become answerable, by meaning and by keyword,
+without restarting the server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.reliability.conftest import serve_app
+from tests.reliability.harness import (
+    CORPUS_LATE,
+    LATE_QUESTIONS,
+    QUESTIONS,
+    LoadReport,
+    Result,
+    ask_api,
+    check_load,
+    cites_expected,
+    client,
+    make_corpus,
+    popen_cli,
+    settings_for,
+    snapshot,
+)
+
+MAX_REQUESTS = 150
+
+
+def test_new_articles_from_another_process_are_answerable_without_restart(
+        tmp_path: Path, embedder: Any) -> None:
+    seeds = make_corpus(tmp_path / "articles")
+    settings = settings_for(tmp_path / "data", seeds_dir=seeds)
+    with serve_app(settings, embedder) as app:
+        api = client(app.url)
+        for question in LATE_QUESTIONS:
+            assert not cites_expected(ask_api(api, question.text), question)
+        before = snapshot(settings)
+        assert not before.problems()
+
+        indexer = popen_cli("index", str(CORPUS_LATE), "--json", "--quiet",
+                            data_dir=settings.data_dir)
+        done = threading.Event()
+        half_seen: list[str] = []
+        polls = itertools.count()
+
+        def watch() -> None:
+            """What any reader can see must never be half an article."""
+            while not done.is_set():
+                snap = snapshot(settings)
+                next(polls)
+                if not snap.opened:
+                    half_seen.append(f"store did not open: {snap.error}")
+                half_seen.extend(f"visible but incomplete: {a}" for a in snap.incomplete_articles)
+                time.sleep(0.2)
+
+        report = LoadReport(users=3, questions_per_user=0)
+        lock = threading.Lock()
+        counter = itertools.count()
+        questions = QUESTIONS + LATE_QUESTIONS
+
+        def user(u: int) -> None:
+            user_api = client(app.url)
+            while not done.is_set():
+                n = next(counter)
+                if n >= MAX_REQUESTS:
+                    return
+                question = questions[(u * 5 + n) % len(questions)]
+                began = time.perf_counter()
+                try:
+                    result = Result(u, question, time.perf_counter() - began,
+                                    ask_api(user_api, question.text))
+                except Exception as exc:
+                    result = Result(u, question, time.perf_counter() - began, error=repr(exc))
+                result.seconds = time.perf_counter() - began
+                with lock:
+                    report.results.append(result)
+
+        threads = [threading.Thread(target=watch, daemon=True)]
+        threads += [threading.Thread(target=user, args=(u,), daemon=True) for u in range(3)]
+        for thread in threads:
+            thread.start()
+        try:
+            out, err = indexer.communicate(timeout=600)
+        finally:
+            done.set()
+            for thread in threads:
+                thread.join(timeout=120)
+        assert indexer.returncode == 0, err
+        assert json.loads(out)["indexed"] == 3
+        assert report.results, "no question was asked while indexing"
+        problems = check_load(report, settings, same_answers=False)
+        assert not problems, "\n".join(problems)
+        assert next(polls) > 0 and not half_seen, half_seen
+
+        # No restart: the running server answers from the new articles.
+        for question in LATE_QUESTIONS:
+            answer = ask_api(api, question.text)
+            assert cites_expected(answer, question), (question.text, answer["text"][:300])
+        # ...and its keyword index has them too.
+        late_ids = {aid for aid in snapshot(settings).article_ids - before.article_ids}
+        hits = app.qa.retriever_engine.keyword.search("Quintavalle Stremnikova", 5)
+        assert any(chunk_id.split("-")[0] in late_ids for chunk_id, _ in hits), hits
+        after = snapshot(settings)
+        assert not after.problems()
+        assert after.article_ids >= before.article_ids
+        assert after.article_count == before.article_count + 3

@@ -1,0 +1,147 @@
+"""The web chat in a real Chromium: cited answers, opening a source, upload, XSS, auth."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ui.conftest import EVIL_IMG, EVIL_SCRIPT, LiveApp, free_port
+
+pytestmark = pytest.mark.browser
+
+TRENTA = "What did Trenta say about intervention?"
+
+
+def ask(page: Any, question: str) -> Any:
+    """Type a question, send it, wait until the answer's sources are shown; the last bubble."""
+    before = page.locator("#nq-chat [data-testid=bot]").count()
+    page.fill("#nq-question textarea", question)
+    page.press("#nq-question textarea", "Enter")
+    bot = page.locator("#nq-chat [data-testid=bot]")
+    page.wait_for_function(
+        "n => document.querySelectorAll('#nq-chat [data-testid=bot]').length > n "
+        "&& !document.querySelector('#nq-chat .nq-pending')", arg=before)
+    page.wait_for_selector("#nq-sources .nq-sources:not(.nq-empty)")
+    return bot.last
+
+
+def open_app(page: Any, live: LiveApp) -> None:
+    page.goto(live.url)
+    page.wait_for_selector("#nq-question textarea")
+
+
+def test_answer_cites_the_quoted_passage(page: Any, live_app: LiveApp, screenshots: Path
+                                         ) -> None:
+    open_app(page, live_app)
+    answer = ask(page, TRENTA)
+    link = answer.locator("a.nq-cite").first
+    assert link.inner_text() == "[1]"
+    card = page.locator("#nq-src-0-1")
+    assert "the option does not exist" in card.locator("mark").first.inner_text()
+    assert "Trenta" in card.inner_text()
+    page.screenshot(path=str(screenshots / "ui-chat-answer.png"))
+
+    # open the citation: its card is brought into view, then the full article with the span
+    link.click()
+    page.wait_for_function("document.getElementById('nq-src-0-1').classList.contains('nq-flash')")
+    card.locator("summary").click()
+    full = card.locator("details.nq-full[open] .nq-body mark")
+    full.wait_for(state="visible")
+    assert "the option does not exist" in full.inner_text()
+    body = card.locator("details.nq-full .nq-body").inner_text()
+    assert len(body) > 4000  # the whole article, not just the passage
+    page.screenshot(path=str(screenshots / "ui-citation-opened.png"))
+
+    # a follow-up question carries the conversation: it is searched as a standalone question
+    ask(page, "What about France?")
+    panel = page.locator("#nq-sources").inner_text()
+    assert re.search(r"Searched as: .*Trenta", panel), panel
+    # clicking the first answer's [1] brings back that answer's sources
+    answer.locator("a.nq-cite").first.click()
+    page.locator("#nq-src-0-1").wait_for(state="visible")
+
+
+def test_bad_date_filter_is_refused(page: Any, live_app: LiveApp) -> None:
+    open_app(page, live_app)
+    page.click("#nq-filters button, #nq-filters .label-wrap")
+    page.fill("#nq-since textarea, #nq-since input", "2019-13-45")
+    page.fill("#nq-question textarea", TRENTA)
+    page.press("#nq-question textarea", "Enter")
+    page.get_by_text("From date is not a real date").first.wait_for()
+    assert page.locator("#nq-chat [data-testid=bot]").count() == 0
+
+
+def test_upload_then_ask_cites_the_new_article(page: Any, live_app: LiveApp, tmp_path: Path,
+                                               screenshots: Path) -> None:
+    story = tmp_path / "../elmsworth pier?.txt".replace("/", "_")
+    story.write_text("Elmsworth closes its north pier\nHarbourmaster Quillon Vask said the Port "
+                     "of Elmsworth will close its north pier for dredging on the third of March "
+                     "and reopen it in June.\n", encoding="utf-8")
+    bad = tmp_path / "notes.exe"
+    bad.write_bytes(b"MZ")
+    open_app(page, live_app)
+    page.get_by_role("tab", name="Articles").click()
+    page.set_input_files("#nq-upload input[type=file]", [str(story)])
+    page.locator("#nq-upload").get_by_text("pier").first.wait_for()
+    page.click("#nq-upload-btn")
+    page.locator("#nq-results").get_by_text("indexed", exact=True).wait_for()
+    results = page.locator("#nq-results").inner_text()
+    assert "1 article" in results
+    stored = list(live_app.settings.uploads_dir.iterdir())
+    assert len(stored) == 1 and re.fullmatch(r"[A-Za-z0-9._-]*elmsworth[A-Za-z0-9._-]*\.txt",
+                                             stored[0].name), stored
+    page.fill("#nq-search input, #nq-search textarea", "Elmsworth")
+    page.locator("#nq-articles").get_by_text("Elmsworth closes its north pier").first.wait_for()
+    page.screenshot(path=str(screenshots / "ui-articles-tab.png"), full_page=True)
+
+    page.get_by_role("tab", name="Ask").click()
+    answer = ask(page, "When will the Port of Elmsworth close its north pier?")
+    assert answer.locator("a.nq-cite").count() >= 1
+    card = page.locator("#nq-sources .nq-card").first
+    assert "Elmsworth closes its north pier" in card.inner_text()
+    assert "third of March" in card.locator("mark").first.inner_text()
+
+
+def test_markup_in_articles_is_shown_as_text(page: Any, live_app: LiveApp) -> None:
+    open_app(page, live_app)
+    ask(page, "What did the Zorblax harbour council decide about the lighthouse?")
+    panel = page.locator("#nq-sources")
+    panel.locator(".nq-card").first.wait_for()
+    text = panel.inner_text()
+    assert EVIL_SCRIPT in text and EVIL_IMG in text
+    panel.locator("details.nq-full summary").first.click()
+    # the Articles viewer shows the whole body as text as well
+    page.get_by_role("tab", name="Articles").click()
+    page.fill("#nq-search input, #nq-search textarea", "Zorblax")
+    page.locator("#nq-articles [data-testid='cell-0-0']").click()
+    page.locator("#nq-viewer .nq-body").wait_for()
+    assert EVIL_SCRIPT in page.locator("#nq-viewer").inner_text()
+    assert page.evaluate("typeof window.__pwned") == "undefined"
+    assert page.locator("img[src=x]").count() == 0
+    assert page.locator("a[href^='javascript:']").count() == 0
+
+
+def test_wrong_password_is_refused(browser: Any, live_app: LiveApp) -> None:
+    from ui.app import serve
+
+    port = free_port()
+    demo = serve(live_app.qa, live_app.settings, host="127.0.0.1", port=port,
+                 auth="editor:s3cret-pass", prevent_thread_lock=True)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{port}/")
+        page.fill("input[type=text], input[name=username]", "editor")
+        page.fill("input[type=password]", "wrong")
+        page.keyboard.press("Enter")
+        page.get_by_text(re.compile("incorrect", re.I)).first.wait_for()
+        assert page.locator("#nq-question").count() == 0
+        page.fill("input[type=password]", "s3cret-pass")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#nq-question textarea")
+    finally:
+        context.close()
+        demo.close()

@@ -1,0 +1,347 @@
+"""Pure HTML builders for the web chat: answers, source cards, article bodies, tables.
+
+Every piece of article or question text goes through `html.escape` here, so an article that
+contains markup (a <script>, an <img onerror>) is shown as text and never runs.
+URLs become links only when they are http(s).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from index.records import Article, ArticleMeta
+from qa.records import Answer, Citation, Passage
+
+#: Characters of passage shown around a quoted span in a source card.
+CONTEXT_CHARS = 280
+
+_MARKER = re.compile(r"\[(\d{1,3})\]")
+
+
+def esc(text: object) -> str:
+    """Escape any value for HTML text or attribute context."""
+    return html.escape(str(text), quote=True)
+
+
+def safe_url(url: str) -> str:
+    """The URL if it is an absolute http(s) URL with a host, else "" (no javascript:, data:)."""
+    url = (url or "").strip()
+    if not url or any(ch in url for ch in "\x00\r\n\t"):
+        return ""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return ""
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return ""
+    return url
+
+
+def format_date(published: str) -> str:
+    """YYYY-MM-DD from an ISO date or datetime; "" when unknown."""
+    return (published or "")[:10]
+
+
+def card_id(turn: int, number: int) -> str:
+    """DOM id of the source card for citation `number` of answer `turn`."""
+    return f"nq-src-{turn}-{number}"
+
+
+def _text_html(text: str) -> str:
+    """Escaped text; newlines become <br> so markdown never sees a blank line."""
+    return esc(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
+    """Escaped `text` with each (start, end) span wrapped in <mark>; overlaps merged."""
+    clean: list[list[int]] = []
+    for start, end in sorted((max(0, s), min(len(text), e)) for s, e in spans):
+        if end <= start:
+            continue
+        if clean and start <= clean[-1][1]:
+            clean[-1][1] = max(clean[-1][1], end)
+        else:
+            clean.append([start, end])
+    out: list[str] = []
+    pos = 0
+    for start, end in clean:
+        out.append(esc(text[pos:start]))
+        out.append(f"<mark>{esc(text[start:end])}</mark>")
+        pos = end
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def _excerpt(text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> str:
+    """Escaped window of `text` around [start, end) with the span marked, cut at word breaks."""
+    lo = max(0, start - context)
+    hi = min(len(text), end + context)
+    if lo > 0:
+        space = text.find(" ", lo, start)
+        lo = space + 1 if space != -1 else lo
+    if hi < len(text):
+        space = text.rfind(" ", end, hi)
+        hi = space if space != -1 else hi
+    prefix = "… " if lo > 0 else ""
+    suffix = " …" if hi < len(text) else ""
+    return prefix + highlight(text[lo:hi], [(start - lo, end - lo)]) + suffix
+
+
+def render_meta_html(article: ArticleMeta) -> str:
+    """Source · date · author line, and the article's link when it has a safe URL."""
+    bits = [f'<span class="nq-source">{esc(article.source or "unknown source")}</span>',
+            f'<span class="nq-date">{esc(format_date(article.published) or "date unknown")}'
+            "</span>"]
+    if article.author:
+        bits.append(f'<span class="nq-author">{esc(article.author)}</span>')
+    line = f'<div class="nq-meta">{" · ".join(bits)}</div>'
+    url = safe_url(article.url)
+    if url:
+        line += (f'<div class="nq-url"><a href="{esc(url)}" target="_blank" '
+                 f'rel="noopener noreferrer nofollow">{esc(url)}</a></div>')
+    elif article.path:
+        name = article.path.replace("\\", "/").rsplit("/", 1)[-1]
+        line += f'<div class="nq-url nq-file">file: {esc(name)}</div>'
+    return line
+
+
+def render_article_html(article: Article, spans: Sequence[tuple[int, int]] = (),
+                        *, heading: bool = True) -> str:
+    """The whole article body as escaped text, cited spans highlighted with <mark>."""
+    head = ""
+    if heading:
+        head = (f'<h3 class="nq-article-title">{esc(article.title or "(untitled)")}</h3>'
+                + render_meta_html(article.meta))
+    body = highlight(article.body, spans)
+    return f'<div class="nq-article">{head}<div class="nq-body">{body}</div></div>'
+
+
+def _article_details(body: Article | None, spans: Sequence[tuple[int, int]]) -> str:
+    if body is None:
+        return '<p class="nq-muted">The full text of this article is no longer indexed.</p>'
+    return ('<details class="nq-full"><summary>Read the full article</summary>'
+            + render_article_html(body, spans, heading=False) + "</details>")
+
+
+def _passage_for(citation: Citation, passages: Sequence[Passage]) -> Passage | None:
+    for passage in passages:
+        if citation.chunk_id and passage.chunk.id == citation.chunk_id:
+            return passage
+    for passage in passages:
+        chunk = passage.chunk
+        if (chunk.article_id == citation.article.id and chunk.start <= citation.start
+                and citation.end <= chunk.end):
+            return passage
+    return None
+
+
+def render_citation_card(citation: Citation, turn: int, passages: Sequence[Passage] = (),
+                         body: Article | None = None) -> str:
+    """One source card: number, title, source/date/link, passage with the quote marked."""
+    passage = _passage_for(citation, passages)
+    if passage is not None:
+        chunk = passage.chunk
+        excerpt = _excerpt(chunk.text, citation.start - chunk.start, citation.end - chunk.start)
+    elif body is not None:
+        excerpt = _excerpt(body.body, citation.start, citation.end)
+    else:
+        excerpt = f"<mark>{esc(citation.quote)}</mark>"
+    title = esc(citation.article.title or "(untitled)")
+    return (f'<article class="nq-card" id="{card_id(turn, citation.number)}" '
+            f'data-number="{citation.number}">'
+            f'<header><span class="nq-num">[{citation.number}]</span> '
+            f'<span class="nq-title">{title}</span></header>'
+            + render_meta_html(citation.article)
+            + f'<blockquote class="nq-passage">{excerpt}</blockquote>'
+            + _article_details(body, [(citation.start, citation.end)])
+            + "</article>")
+
+
+def render_passage_card(passage: Passage, turn: int, index: int,
+                        body: Article | None = None) -> str:
+    """A "see also" card for a retrieved passage that was not cited."""
+    chunk = passage.chunk
+    text = chunk.text
+    if len(text) > 2 * CONTEXT_CHARS:
+        cut = text.rfind(" ", 0, 2 * CONTEXT_CHARS)
+        text = text[: cut if cut > 0 else 2 * CONTEXT_CHARS] + " …"
+    title = esc(passage.article.title or "(untitled)")
+    return (f'<article class="nq-card nq-seealso" id="nq-see-{turn}-{index}">'
+            f'<header><span class="nq-num">see also</span> '
+            f'<span class="nq-title">{title}</span></header>'
+            + render_meta_html(passage.article)
+            + f'<blockquote class="nq-passage">{esc(text)}</blockquote>'
+            + _article_details(body, [(chunk.start, chunk.end)])
+            + "</article>")
+
+
+def _see_also(answer: Answer) -> list[Passage]:
+    cited = {c.chunk_id for c in answer.citations}
+    return [p for p in answer.passages if p.chunk.id not in cited]
+
+
+def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | None = None,
+                        *, turn: int = 0) -> str:
+    """The sources panel for one answer: its citation cards, then "see also" passages."""
+    if answer is None:
+        return ('<div class="nq-sources nq-empty"><p class="nq-muted">Sources appear here: '
+                "each numbered marker in an answer matches a card with the exact passage "
+                "it quotes.</p></div>")
+    bodies = bodies or {}
+    parts = [f'<div class="nq-sources" data-turn="{turn}">',
+             f'<p class="nq-question">Sources for: <q>{esc(answer.question)}</q></p>']
+    standalone = answer.standalone_question.strip()
+    if standalone and standalone != answer.question.strip():
+        parts.append(f'<p class="nq-question">Searched as: <q>{esc(standalone)}</q></p>')
+    if not answer.found:
+        parts.append('<p class="nq-notice">No indexed article answers this question. '
+                     "The closest passages are listed below; check them yourself.</p>")
+    for citation in answer.citations:
+        parts.append(render_citation_card(citation, turn, answer.passages,
+                                          bodies.get(citation.article.id)))
+    see_also = _see_also(answer)
+    if see_also:
+        limit = 5 if answer.found else 6
+        head = "See also" if answer.found else "Closest passages"
+        parts.append(f'<h4 class="nq-seealso-head">{head}</h4>')
+        for i, passage in enumerate(see_also[:limit], start=1):
+            parts.append(render_passage_card(passage, turn, i,
+                                             bodies.get(passage.chunk.article_id)))
+    if answer.warnings:
+        items = "".join(f"<li>{esc(w)}</li>" for w in answer.warnings)
+        parts.append(f'<ul class="nq-warnings">{items}</ul>')
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def link_markers(text: str, numbers: Iterable[int], turn: int) -> str:
+    """Escaped answer text with each [n] of a known citation turned into a link to its card."""
+    known = set(numbers)
+    out: list[str] = []
+    pos = 0
+    for match in _MARKER.finditer(text):
+        number = int(match.group(1))
+        if number not in known:
+            continue
+        out.append(_text_html(text[pos:match.start()]))
+        out.append(f'<a class="nq-cite" href="#{card_id(turn, number)}" '
+                   f'title="Show source {number}">[{number}]</a>')
+        pos = match.end()
+    out.append(_text_html(text[pos:]))
+    return "".join(out)
+
+
+def render_answer_html(answer: Answer, *, turn: int = 0) -> str:
+    """The chat bubble of an answer: escaped text, [n] linked to source cards.
+
+    A "not found" answer gets a muted notice and the titles of the closest passages instead,
+    so it never looks like a confident answer.
+    """
+    if not answer.found:
+        titles = []
+        for passage in _see_also(answer)[:3]:
+            meta = passage.article
+            when = format_date(meta.published)
+            titles.append(f"<li>{esc(meta.title or '(untitled)')}"
+                          f"{' — ' + esc(meta.source) if meta.source else ''}"
+                          f"{' (' + esc(when) + ')' if when else ''}</li>")
+        see = (f'<div class="nq-muted">See also (closest passages, in the sources panel):'
+               f"<ul>{''.join(titles)}</ul></div>" if titles else "")
+        text = _text_html(answer.text) if answer.text else ""
+        return (f'<div class="nq-answer nq-notfound" data-turn="{turn}">'
+                '<div class="nq-notice">Not found in the indexed articles.</div>'
+                f'<div class="nq-muted">{text}</div>{see}</div>')
+    body = link_markers(answer.text, (c.number for c in answer.citations), turn)
+    count = len(answer.citations)
+    foot = (f'<div class="nq-foot">{count} source{"s" if count != 1 else ""} — click a number '
+            "to see the quoted passage.</div>" if count else
+            '<div class="nq-foot nq-muted">No citation survived checking; treat with care.</div>')
+    return f'<div class="nq-answer" data-turn="{turn}">{body}{foot}</div>'
+
+
+def render_pending_html(text: str) -> str:
+    """A streaming answer in progress: escaped text only (links arrive with the final answer)."""
+    return f'<div class="nq-answer nq-pending">{_text_html(text) or "…"}</div>'
+
+
+def render_error_html(message: str) -> str:
+    """A message the user must act on (bad filter, invalid question), escaped."""
+    return f'<div class="nq-answer nq-error">{_text_html(message)}</div>'
+
+
+def article_rows(articles: Iterable[tuple[ArticleMeta, int]]) -> list[list[Any]]:
+    """Rows of the Articles table: title, source, date, chunks, id (sorted newest first)."""
+    rows = [[meta.title or "(untitled)", meta.source, format_date(meta.published), int(count),
+             meta.id] for meta, count in articles]
+    rows.sort(key=lambda r: (r[2] or "0000", r[0]), reverse=True)
+    return rows
+
+
+def _path_name(path: object) -> str:
+    return str(path).replace("\\", "/").rsplit("/", 1)[-1]
+
+
+def _count(report: Mapping[str, Any], key: str) -> int:
+    value = report.get(key) or 0
+    return value if isinstance(value, int) else len(value)
+
+
+def file_result(report: Mapping[str, Any]) -> tuple[str, str]:
+    """(result, detail) for an IndexReport dict of a single uploaded file."""
+    errors = report.get("errors") or []
+    reasons = "; ".join(str(e.get("reason", e)) if isinstance(e, Mapping) else str(e)
+                        for e in errors)
+    indexed, updated = _count(report, "indexed"), _count(report, "updated")
+    duplicates, chunks = _count(report, "duplicates"), _count(report, "chunks_added")
+    if indexed or updated:
+        n = indexed + updated
+        detail = f"{n} article{'s' if n != 1 else ''}, {chunks} passage{'s' if chunks != 1 else ''}"
+        if duplicates:
+            detail += f"; {duplicates} already indexed under another name"
+        if reasons:
+            detail += f"; some records skipped: {reasons}"
+        return ("updated" if updated and not indexed else "indexed"), detail
+    if _count(report, "unchanged"):
+        return "unchanged", "already indexed with the same text"
+    if errors:
+        return "skipped", reasons
+    return "skipped", "no article found in the file"
+
+
+def report_rows(report: Mapping[str, Any], names: Mapping[str, str] | None = None
+                ) -> list[list[str]]:
+    """Rows (file, result, detail) for the inputs an IndexReport dict lists as skipped."""
+    names = names or {}
+    rows: list[list[str]] = []
+    for item in report.get("errors") or []:
+        if isinstance(item, Mapping):
+            path, detail = str(item.get("path", "")), str(item.get("reason", ""))
+        else:
+            path, detail = str(item), ""
+        shown = names.get(path) or names.get(_path_name(path)) or _path_name(path)
+        rows.append([shown, "skipped", detail])
+    return rows
+
+
+def report_summary(report: Mapping[str, Any]) -> str:
+    """One line such as "2 indexed, 1 unchanged, 1 skipped" (zero counts left out)."""
+    parts = []
+    for key in ("indexed", "updated", "unchanged", "duplicates", "skipped", "removed"):
+        count = _count(report, key)
+        if count:
+            parts.append(f"{count} {key}")
+    return ", ".join(parts) or "nothing to do"
+
+
+def render_stats_html(stats: Mapping[str, Any]) -> str:
+    """The header's status line: how many articles and passages are searchable."""
+    articles = stats.get("articles", "?")
+    chunks = stats.get("chunks", "?")
+    sources = stats.get("sources")
+    extra = f" from {len(sources)} sources" if isinstance(sources, (list, tuple)) else ""
+    return (f'<span class="nq-stats">{esc(articles)} articles · {esc(chunks)} passages '
+            f"indexed{esc(extra)}</span>")
