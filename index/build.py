@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -132,10 +132,8 @@ def index_lock(settings: Settings, timeout: float = 0.0) -> Iterator[None]:
             "started": datetime.now(UTC).isoformat(timespec="seconds")}), encoding="utf-8")
         yield
     finally:
-        try:
+        with suppress(OSError):
             owner_file.unlink()
-        except OSError:
-            pass
         lock.release()
 
 
@@ -222,27 +220,40 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
 
     report = progress or (lambda stage, done, total: None)
     store = store or _store(settings)
-    store.exists()  # raises ModelMismatchError before any work when the model changed
     counts = _Counts()
 
     with Manifest(settings.manifest_path) as manifest:
-        # 1. scan: which files are new or changed (stat only)
+        # 1. scan: which files are new, changed or gone (stat only)
         files, skips, roots = expand_inputs(paths)
         counts.errors.extend(skips)
         report("scan", len(files), len(files))
         signature = _chunker_signature(settings)
         force = manifest.key_count() > 0 and manifest.get("chunker") != signature
         known = manifest.files()
+        found = {item.path for item in files}
+        gone = [] if prune is False else [
+            path for path in sorted(known) if path not in found and (
+                prune is True or (any(under_root(path, root) for root in roots)
+                                  and not os.path.exists(path)))]
+        changed = [item for item in files if known.get(item.path) != (item.mtime, item.size)]
+        if (not changed and not gone and not force and not force_keyword
+                and _store_untouched(settings, manifest)):
+            # nothing to do, and the store is exactly as the last run left it: no need to
+            # open it (or to import Chroma, or to load the model)
+            return _quick_report(settings, manifest, files, counts, started)
+
+        store.exists()  # raises ModelMismatchError before any work when the model changed
         stored_ids = store.article_ids()
         missing = manifest.referenced_ids() - stored_ids  # recorded but not in the store
         reread = manifest.files_referencing(missing) if missing else set()
         ref_counts = manifest.ref_counts()
         to_read: list[InputFile] = []
         for item in files:
-            if (force or item.path in reread or known.get(item.path) != (item.mtime, item.size)):
+            if force or item.path in reread or known.get(item.path) != (item.mtime, item.size):
                 to_read.append(item)
             else:
                 counts.unchanged += ref_counts.get(item.path, 0)
+                counts.errors.extend(manifest.errors(item.path))  # still bad records in it
 
         # 2. read the changed files (no model needed)
         results: list[SourceResult] = []
@@ -291,14 +302,8 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
         assert not pending, "every read file is recorded once its articles are stored"
 
         # 5. prune files that disappeared, then delete articles no key references
-        found = {item.path for item in files}
-        if prune is not False:
-            for path in sorted(known):
-                if path in found:
-                    continue
-                if prune is True or (any(under_root(path, root) for root in roots)
-                                     and not os.path.exists(path)):
-                    counts.removed += manifest.remove_file(path)
+        for path in gone:
+            counts.removed += manifest.remove_file(path)
         manifest.set("chunker", signature)
         referenced = manifest.referenced_ids()
         unreferenced = store.article_ids() - referenced
@@ -312,17 +317,20 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
             store.sweep_orphan_chunks()
             articles, chunks = store.count()
 
-    # 6. keyword index and generation stamp, when anything changed
-    changed = bool(written or counts.removed or counts.articles_deleted or counts.updated)
-    if changed or force_keyword or _keyword_stale(settings, chunks):
-        from index.keyword import build_from_store
+        # 6. keyword index and generation stamp, when anything changed
+        changed_store = bool(written or counts.removed or counts.articles_deleted
+                             or counts.updated)
+        if changed_store or force_keyword or _keyword_stale(settings, chunks):
+            from index.keyword import build_from_store
 
-        report("keyword", 0, 1)
-        build_from_store(store).save(settings.keyword_dir)
-        report("keyword", 1, 1)
-        _bump_generation(settings)
-    elif not generation(settings):
-        _bump_generation(settings)
+            report("keyword", 0, 1)
+            build_from_store(store).save(settings.keyword_dir)
+            report("keyword", 1, 1)
+            _bump_generation(settings)
+        elif not generation(settings):
+            _bump_generation(settings)
+        manifest.set("counts", json.dumps([articles, chunks]))
+        manifest.set("store", _store_signature(settings))
 
     errors = tuple({"path": p, "reason": r} for p, r in counts.errors)
     return IndexReport(
@@ -334,6 +342,45 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
         model_loaded=bool(embedder is not None and embedder.is_loaded))
 
 
+def _store_signature(settings: Settings) -> str:
+    """Size and mtime of the embedded store's files ("" for a server: always reconciled)."""
+    if settings.chroma_url:
+        return ""
+    folder = settings.chroma_path
+    try:
+        entries = sorted((p.relative_to(folder).as_posix(), p.stat().st_size,
+                          p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
+    except OSError:
+        return ""
+    return json.dumps([str(folder.resolve()), settings.collection, entries])
+
+
+def _store_untouched(settings: Settings, manifest: Manifest) -> bool:
+    """Whether the store, and the keyword index, are exactly as the last run left them."""
+    recorded = manifest.get("store")
+    if not recorded or recorded != _store_signature(settings):
+        return False
+    try:
+        _, chunks = json.loads(manifest.get("counts"))
+    except (ValueError, TypeError):
+        return False
+    return not _keyword_stale(settings, int(chunks))
+
+
+def _quick_report(settings: Settings, manifest: Manifest, files: list[InputFile],
+                  counts: _Counts, started: float) -> IndexReport:
+    """The report of a run that found nothing new, changed or gone."""
+    ref_counts = manifest.ref_counts()
+    for item in files:
+        counts.unchanged += ref_counts.get(item.path, 0)
+        counts.errors.extend(manifest.errors(item.path))
+    articles, chunks = json.loads(manifest.get("counts"))
+    errors = tuple({"path": p, "reason": r} for p, r in counts.errors)
+    return IndexReport(unchanged=counts.unchanged, skipped=len(errors), articles=int(articles),
+                       chunks=int(chunks), errors=errors,
+                       seconds=time.perf_counter() - started)
+
+
 def _embedder(settings: Settings) -> Embedder:
     from index.embedding import get_embedder
 
@@ -341,18 +388,20 @@ def _embedder(settings: Settings) -> Embedder:
 
 
 def _keyword_stale(settings: Settings, chunks: int) -> bool:
-    from index.keyword import _load_generation, read_generation
+    """Whether the published keyword index is missing or does not cover `chunks` chunks."""
+    from index.keyword import read_generation
 
     current = read_generation(settings.keyword_dir)
     if not current:
         return True
+    folder = Path(settings.keyword_dir) / current
     try:
-        meta = json.loads((settings.keyword_dir / current / "meta.json").read_text())
+        meta = json.loads((folder / "meta.json").read_text())
     except (OSError, ValueError):
         return True
     if int(meta.get("chunks", -1)) != chunks:
         return True
-    return _load_generation(Path(settings.keyword_dir) / current) is None and chunks > 0
+    return chunks > 0 and not (folder / "bm25").is_dir()
 
 
 def _chunk_all(articles: list[Article], embedder: Embedder, settings: Settings,
@@ -389,7 +438,8 @@ def _write_group(group: list[tuple[Article, list[Chunk]]], embedder: Embedder, s
     """Embed the chunks of several articles in one call, then store article by article."""
     from index.chunking import embedding_text
 
-    texts = [embedding_text(article, chunk) for article, chunks in group for chunk in chunks]
+    texts = [embedding_text(article, chunk, embedder) for article, chunks in group
+             for chunk in chunks]
     vectors = embedder.embed_documents(texts, progress=progress)
     offset = 0
     for article, chunks in group:
@@ -419,7 +469,8 @@ def _record_ready(pending: list[tuple[SourceResult, dict[str, str]]], stored_ids
                 counts.unchanged += 1
             seen.add(article_id)
         counts.removed += len(set(old) - set(refs))
-        manifest.replace_file(result.path, result.mtime, result.size, refs.items())
+        manifest.replace_file(result.path, result.mtime, result.size, refs.items(),
+                              result.errors)
     return still
 
 

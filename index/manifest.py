@@ -7,6 +7,7 @@ under that key (URL, else path). An article stays in the store while any key ref
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -15,7 +16,8 @@ from pathlib import Path
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, mtime REAL NOT NULL, size INTEGER NOT NULL);
+    path TEXT PRIMARY KEY, mtime REAL NOT NULL, size INTEGER NOT NULL,
+    errors TEXT NOT NULL DEFAULT '[]');
 CREATE TABLE IF NOT EXISTS refs (
     path TEXT NOT NULL, key TEXT NOT NULL, article_id TEXT NOT NULL,
     PRIMARY KEY (path, key));
@@ -68,6 +70,11 @@ class Manifest:
         """path -> (mtime, size) of every file read successfully."""
         return {p: (m, s) for p, m, s in self._db.execute("SELECT path, mtime, size FROM files")}
 
+    def errors(self, path: str) -> list[tuple[str, str]]:
+        """The skips recorded when `path` was last read (bad records in a good file)."""
+        row = self._db.execute("SELECT errors FROM files WHERE path = ?", (path,)).fetchone()
+        return [(p, r) for p, r in json.loads(row[0])] if row else []
+
     def refs(self, path: str) -> dict[str, str]:
         """key -> article id for the articles read from `path`."""
         return dict(self._db.execute("SELECT key, article_id FROM refs WHERE path = ?", (path,)))
@@ -93,14 +100,15 @@ class Manifest:
         return {p for p, _, a in self.all_refs() if a in wanted}
 
     def replace_file(self, path: str, mtime: float, size: int,
-                     refs: Iterable[tuple[str, str]]) -> None:
-        """Record what `path` holds now: its stat and its (key, article id) pairs."""
+                     refs: Iterable[tuple[str, str]],
+                     errors: Iterable[tuple[str, str]] = ()) -> None:
+        """Record what `path` holds now: its stat, its (key, article id) pairs, its skips."""
         with self._transaction() as db:
             db.execute("DELETE FROM refs WHERE path = ?", (path,))
             db.executemany("INSERT OR REPLACE INTO refs (path, key, article_id) VALUES (?, ?, ?)",
                            [(path, key, article_id) for key, article_id in refs])
-            db.execute("INSERT OR REPLACE INTO files (path, mtime, size) VALUES (?, ?, ?)",
-                       (path, mtime, size))
+            db.execute("INSERT OR REPLACE INTO files (path, mtime, size, errors) "
+                       "VALUES (?, ?, ?, ?)", (path, mtime, size, json.dumps(list(errors))))
 
     def remove_file(self, path: str) -> int:
         """Forget a file; returns how many keys it had."""

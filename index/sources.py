@@ -15,7 +15,6 @@ import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 from index.records import Article
@@ -40,7 +39,7 @@ Skip = tuple[str, str]
 
 @dataclass(frozen=True)
 class SourceResult:
-    """What one input file gave: its articles and its skips, plus the stat used for change checks."""
+    """What one input file gave: its articles, its skips, and the stat used to detect changes."""
 
     path: str
     articles: tuple[Article, ...] = ()
@@ -408,8 +407,9 @@ def record_article(record: Any, path: str, anchor: str = "") -> Article:
     metadata = {k: v for k, v in record.items() if k not in _KNOWN_KEYS}
     if raw_date and not published:
         metadata["published_raw"] = raw_date
-    return Article(title=title or derive_title(body), body=body, source=_text_field(record, "source"),
-                   author=author, published=published, url=url,
+    return Article(title=title or derive_title(body), body=body,
+                   source=_text_field(record, "source"), author=author, published=published,
+                   url=url,
                    path=f"{path}#{anchor}" if anchor and not url else path, metadata=metadata)
 
 

@@ -44,6 +44,13 @@ def clean_question(question: Any) -> str:
     return text
 
 
+def _index_generation(settings: Settings) -> str:
+    """The index's generation stamp, bumped by every indexing run that changed something."""
+    from index.build import generation
+
+    return generation(settings)
+
+
 class NewsQA:
     """Ask questions of the indexed articles; add, list and inspect articles."""
 
@@ -68,6 +75,7 @@ class NewsQA:
         self._llm_answerer: Any = None
         self._lock = threading.Lock()
         self._chain: Any = None
+        self._generation = _index_generation(settings)  # read before the store first opens
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, llm: Any = None) -> NewsQA:
@@ -115,11 +123,26 @@ class NewsQA:
 
     # --- asking --------------------------------------------------------------------------
 
+    def refresh(self) -> bool:
+        """Reopen the store and reload the keyword index when an indexer (possibly another
+        process) published a new generation since we last looked; True when it did."""
+        current = _index_generation(self.settings)
+        if current == self._generation:
+            return False
+        with self._lock:
+            if current == self._generation:
+                return False
+            self.store.reopen()
+            self.retriever_engine.refresh_keyword()
+            self._generation = current
+        return True
+
     def _state(self, question: str, history: Sequence[Any] | None, k: int | None,
                sources: str | Sequence[str] | None, since: str | date | None,
                until: str | date | None, article_ids: str | Sequence[str] | None
                ) -> dict[str, Any]:
         text = clean_question(question)
+        self.refresh()
         if k is not None and not 1 <= int(k) <= MAX_K:
             raise QAError(f"k must be between 1 and {MAX_K}, got {k}")
         filters = Filters.make(sources=sources, since=since, until=until, article_ids=article_ids)

@@ -83,7 +83,17 @@ class TextbookRAG:
         return Chroma(collection_name="textbook", embedding_function=embeddings, client=client)
 
     def build(self, docs: Sequence[Any], *, progress: StageProgress | None = None) -> None:
-        """Split, embed and store `docs` (CorpusDoc-like: id, body, published) unless cached."""
+        """Split, embed and store `docs` (CorpusDoc-like: id, body, published) unless cached.
+
+        A file lock next to the store makes concurrent evaluations wait for one build.
+        """
+        from filelock import FileLock
+
+        self.directory.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.directory) + ".lock"):
+            self._build_locked(docs, progress)
+
+    def _build_locked(self, docs: Sequence[Any], progress: StageProgress | None) -> None:
         from langchain_text_splitters import RecursiveCharacterTextSplitter
 
         if self._marker.is_file():

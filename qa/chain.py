@@ -84,7 +84,7 @@ def rewrite_followup(question: str, history: Sequence[Any] | None) -> str:
         return f"{previous.rstrip('?. ')} - and {new}?"
     tokens = words(question)
     lowered = [t.lower for t in tokens]
-    if person and any(w in _PERSONAL for w in lowered) and not question_names(question):
+    if person and any(w in _PERSONAL for w in lowered) and person not in question:
         def swap(match: re.Match[str]) -> str:
             word = match.group(0).lower()
             return f"{person}'s" if word in ("his", "hers") else person

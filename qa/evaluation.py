@@ -8,6 +8,7 @@ and memory (index build, answering, and a store scale test up to 100k chunks).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -397,8 +398,9 @@ class EvalReport:
         if ours and "textbook" in gains:
             out["newsqa hit@5 >= textbook + 10 points"] = {
                 "value": gains["textbook"]["hit@5"], "met": gains["textbook"]["hit@5"] >= 10.0}
-        if ours and len(self.systems) > 1:
-            best_peer = max(p.mrr10 for n, p in self.systems.items() if n != "newsqa")
+        if ours and {"textbook", "bm25"} & set(self.systems):
+            best_peer = max((p.mrr10 for n, p in self.systems.items()
+                             if n in ("textbook", "bm25")), default=0.0)
             out["newsqa MRR@10 above every peer"] = {"value": ours.mrr10 - best_peer,
                                                      "met": ours.mrr10 > best_peer}
         if ours and ours.answer_support is not None:
@@ -501,6 +503,12 @@ def newsqa_cache_dir(settings: Settings, docs: Sequence[CorpusDoc]) -> Path:
                       "chunk_tokens": settings.chunk_tokens,
                       "chunk_overlap": settings.chunk_overlap, "eval": EVAL_VERSION})
     return settings.data_dir / "eval" / f"newsqa-{short_hash(key)}"
+
+
+def eval_store_settings(settings: Settings, docs: Sequence[CorpusDoc]) -> Settings:
+    """Settings of the eval's own embedded store (never the user's store or a Chroma server)."""
+    return settings.replace(data_dir=newsqa_cache_dir(settings, docs), chroma_url="",
+                            seeds_dir=settings.data_dir / "eval" / "no-seeds")
 
 
 def textbook_cache_dir(settings: Settings, docs: Sequence[CorpusDoc]) -> Path:
@@ -650,8 +658,8 @@ def random_ranker(seed: int = 0) -> RankingSystem:
 def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | None = None,
              limit: int | None = None, seed: int = 0,
              systems: Sequence[str | RankingSystem] = DEFAULT_SYSTEMS, refusal: bool = True,
-             progress: ProgressCallback | None = None,
-             report_dir: Path | None = None) -> EvalReport:
+             progress: ProgressCallback | None = None, report_dir: Path | None = None,
+             distractors: int = DISTRACTORS_PER_QUESTION) -> EvalReport:
     """Evaluate newsqa and its peers on a QA set; see the module docstring.
 
     `systems` names built-in systems ("newsqa", "textbook", "bm25", "random") or passes
@@ -663,7 +671,8 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     corpus, queries = Path(corpus), Path(queries)
     all_docs = load_corpus(corpus)
     all_questions = load_queries(queries, {d.id for d in all_docs})
-    questions, docs = select(all_questions, all_docs, sample=sample, limit=limit, seed=seed)
+    questions, docs = select(all_questions, all_docs, sample=sample, limit=limit, seed=seed,
+                             distractors=distractors)
     wanted = list(systems)
     for item in wanted:
         if isinstance(item, str) and item not in (*DEFAULT_SYSTEMS, "random"):
@@ -674,8 +683,7 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
 
     from index.embedding import get_embedder, model_path
 
-    eval_settings = settings.replace(data_dir=newsqa_cache_dir(settings, docs), chroma_url="",
-                                     seeds_dir=settings.data_dir / "eval" / "no-seeds")
+    eval_settings = eval_store_settings(settings, docs)
     embedder = get_embedder(settings.embedding_model)
     timings: dict[str, float] = {}
     cache: dict[str, Any] = {"newsqa_dir": str(eval_settings.data_dir)}
@@ -779,7 +787,7 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     report = EvalReport(
         corpus=str(corpus), queries=str(queries),
         selection={"sample": sample, "limit": limit, "seed": seed,
-                   "distractors_per_question": DISTRACTORS_PER_QUESTION if sample else None,
+                   "distractors_per_question": distractors if sample else None,
                    "depth": DEPTH, "date_rule": "until=question_date for every system",
                    "systems": names, "refusal": refusal},
         counts=counts, systems=scores, refusal=refusal_scores, timings=timings, cache=cache,
@@ -1019,3 +1027,462 @@ def write_report(report: EvalReport, directory: Path, *, command: str = "") -> P
                                     if Path(sys.argv[0]).name == "newsqa" else command),
                     encoding="utf-8")
     return path
+
+
+# --- benchmarks --------------------------------------------------------------------------
+
+SCALE_SIZES: tuple[int, ...] = (1_000, 10_000, 30_000, 100_000)
+SCALE_CHUNKS_PER_ARTICLE = 10
+SCALE_QUERIES = 100
+_SCALE_REPEATS_UNDER = 20_000  # sizes below this are built 3 times (median reported)
+_DIM_FALLBACK = 384
+
+
+def default_eval_dir() -> Path:
+    """Where the shared RealTime QA subset lives next to a checkout (../shared/eval/...)."""
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "eval" / "realtimeqa"
+
+
+def _dir_bytes(path: Path) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += (Path(root) / name).stat().st_size
+    return total
+
+
+def _memory() -> dict[str, int]:
+    """Current and peak resident memory of this process, in bytes (Linux /proc)."""
+    out = {"rss": 0, "peak": 0}
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                out["rss"] = int(line.split()[1]) * 1024
+            elif line.startswith("VmHWM:"):
+                out["peak"] = int(line.split()[1]) * 1024
+    except OSError:
+        import resource
+
+        out["peak"] = out["rss"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    return out
+
+
+def _scale_material(settings: Settings, folder: Path, eval_dir: Path | None
+                    ) -> dict[str, Any]:
+    """Seed vectors and texts for the scale test: real chunk embeddings and texts from a cached
+    eval store when one exists (re-used and perturbed), else random unit vectors and texts made
+    of corpus words. Written to `folder` (generated at run time, never committed)."""
+    import numpy as np
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vectors = texts = None
+    origin = "random unit vectors, synthetic text"
+    for store_dir in sorted((settings.data_dir / "eval").glob("newsqa-*"),
+                            key=lambda p: _dir_bytes(p), reverse=True)[:1]:
+        try:
+            import chromadb
+
+            client = chromadb.PersistentClient(path=str(store_dir / "chroma"),
+                                               settings=chromadb.Settings(
+                                                   anonymized_telemetry=False))
+            got = client.get_collection(settings.collection).get(
+                include=["embeddings", "documents"], limit=20_000)
+            if len(got["ids"]) >= 500:
+                vectors = np.asarray(got["embeddings"], dtype=np.float32)
+                texts = list(got["documents"])
+                origin = (f"{len(texts)} real chunk embeddings and texts of the eval store, "
+                          f"re-used with random perturbation")
+        except Exception:  # no usable eval store: fall back to synthetic material
+            vectors = texts = None
+    if vectors is None:
+        rng = np.random.default_rng(0)
+        vectors = rng.standard_normal((5000, _DIM_FALLBACK)).astype(np.float32)
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        vocabulary = ["news", "minister", "said", "government", "market", "court", "city",
+                      "police", "election", "report", "company", "people", "week", "year"]
+        corpus = eval_dir / "corpus.jsonl" if eval_dir else None
+        if corpus and corpus.is_file():
+            with corpus.open(encoding="utf-8") as handle:
+                first = [json.loads(next(handle))["body"] for _ in range(50)]
+            vocabulary = sorted({w for body in first for w in body.split()})[:20_000]
+        word_rng = random.Random(0)
+        texts = [" ".join(word_rng.choice(vocabulary) for _ in range(150)) for _ in range(5000)]
+    np.save(folder / "vectors.npy", vectors)
+    (folder / "texts.json").write_text(json.dumps(texts), encoding="utf-8")
+    return {"origin": origin, "seed_vectors": len(vectors),
+            "dimension": int(vectors.shape[1])}
+
+
+def _scale_items(folder: Path, n: int, seed: int) -> Iterable[tuple[Any, list[Any], Any]]:
+    """(Article, chunks, embeddings) for n chunks, SCALE_CHUNKS_PER_ARTICLE per article."""
+    import numpy as np
+
+    from index.records import Article, Chunk
+
+    vectors = np.load(folder / "vectors.npy")
+    texts = json.loads((folder / "texts.json").read_text(encoding="utf-8"))
+    rng = np.random.default_rng(seed)
+    words_rng = random.Random(seed)
+    sources = ["Wire A", "Wire B", "Daily C", "Weekly D", "Radio E"]
+    per = SCALE_CHUNKS_PER_ARTICLE
+    for number in range(0, n, per):
+        count = min(per, n - number)
+        picks = rng.integers(0, len(texts), size=count)
+        pieces = []
+        for pick in picks:
+            words = texts[int(pick)].split()
+            for _ in range(max(1, len(words) // 10)):  # perturb ~10% of the words
+                i, j = words_rng.randrange(len(words)), words_rng.randrange(len(words))
+                words[i], words[j] = words[j], words[i]
+            pieces.append(" ".join(words))
+        head = f"Synthetic article {seed}-{number}."
+        body = head + "\n\n" + "\n\n".join(pieces)
+        day = 1 + number // per % 28
+        article = Article(title=f"Synthetic {number}", body=body,
+                          source=sources[number // per % len(sources)],
+                          published=f"2022-{1 + number // per % 12:02d}-{day:02d}",
+                          url=f"https://scale.invalid/{seed}/{number}")
+        chunks, offset = [], len(head) + 2
+        for ordinal, piece in enumerate(pieces):
+            chunks.append(Chunk(article_id=article.id, ordinal=ordinal, start=offset,
+                                end=offset + len(piece), text=piece))
+            offset += len(piece) + 2
+        base = vectors[picks]
+        noisy = base + rng.normal(0.0, 0.05, size=base.shape).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        yield article, chunks, noisy.astype(np.float32)
+
+
+def _scale_build_child(folder: str, data_dir: str, n: int, seed: int, model: str,
+                       queue: Any) -> None:
+    """Child process: write n chunks through index.store.Store.upsert_article."""
+    from index.settings import apply_offline_env
+
+    apply_offline_env()
+    from index.store import Store
+
+    store = Store(Settings(data_dir=Path(data_dir)), model_name=model)
+    before = _memory()
+    started = time.perf_counter()
+    for article, chunks, embeddings in _scale_items(Path(folder), n, seed):
+        store.upsert_article(article, chunks, embeddings)
+    seconds = time.perf_counter() - started
+    articles, chunks_stored = store.count()
+    queue.put({"seconds": seconds, "chunks": chunks_stored, "articles": articles,
+               "rss_before": before["rss"], **{f"build_{k}": v for k, v in _memory().items()}})
+
+
+def _scale_serve_child(folder: str, data_dir: str, model: str, queries: int,
+                       queue: Any) -> None:
+    """Child process: open the store cold, run queries as the retriever does (k=40)."""
+    from index.settings import apply_offline_env
+
+    apply_offline_env()
+    import numpy as np
+
+    from index.store import Store, build_where
+
+    vectors = np.load(Path(folder) / "vectors.npy")
+    rng = np.random.default_rng(99)
+    probes = vectors[rng.integers(0, len(vectors), size=queries + 1)]
+    probes = probes + rng.normal(0.0, 0.05, size=probes.shape).astype(np.float32)
+    probes /= np.linalg.norm(probes, axis=1, keepdims=True)
+    base = _memory()
+    started = time.perf_counter()
+    store = Store(Settings(data_dir=Path(data_dir)), model_name=model)
+    store.query(probes[0], 40)
+    first = time.perf_counter() - started
+    plain, dated = [], []
+    where = build_where(until="2022-06-30")
+    for probe in probes[1:]:
+        mark = time.perf_counter()
+        store.query(probe, 40)
+        plain.append(time.perf_counter() - mark)
+        mark = time.perf_counter()
+        store.query(probe, 40, where)
+        dated.append(time.perf_counter() - mark)
+    memory = _memory()
+    queue.put({"open_first_query_s": first, "query_p50_ms": _ms(plain, 50),
+               "query_p95_ms": _ms(plain, 95), "filtered_query_p50_ms": _ms(dated, 50),
+               "filtered_query_p95_ms": _ms(dated, 95), "serve_rss": memory["rss"],
+               "serve_peak": memory["peak"], "serve_rss_before_open": base["rss"]})
+
+
+def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=target, args=(*args, queue))
+    process.start()
+    try:
+        result = queue.get(timeout=3 * 3600)
+    finally:
+        process.join(timeout=60)
+    if process.exitcode not in (0, None):
+        raise EvalError(f"benchmark child {target.__name__} failed ({process.exitcode})")
+    return result
+
+
+def run_scale_benchmark(settings: Settings, *, sizes: Sequence[int] = SCALE_SIZES,
+                        eval_dir: Path | None = None,
+                        progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Store build time, size on disk, query latency and RAM from 1k to 100k chunks.
+
+    Vectors are inserted directly (re-used real embeddings, perturbed, or random unit vectors),
+    so this measures the STORE, not the embedding model (which runs ~26 chunks/s here).
+    Each build and each serving test runs in a fresh process, so memory peaks are its own.
+    """
+    import shutil
+
+    root = settings.data_dir / "bench" / "scale"
+    if root.exists():
+        shutil.rmtree(root)
+    material = _scale_material(settings, root / "material", eval_dir)
+    rows = []
+    for step, n in enumerate(sizes):
+        repeats = 3 if n < _SCALE_REPEATS_UNDER else 1
+        builds = []
+        for repeat in range(repeats):
+            data_dir = root / f"n{n}-r{repeat}"
+            builds.append(_in_child(_scale_build_child, str(root / "material"), str(data_dir),
+                                    n, repeat, settings.embedding_model))
+            if repeat < repeats - 1:
+                shutil.rmtree(data_dir)
+        data_dir = root / f"n{n}-r{repeats - 1}"
+        disk = _dir_bytes(data_dir)
+        serve = _in_child(_scale_serve_child, str(root / "material"), str(data_dir),
+                          settings.embedding_model, SCALE_QUERIES)
+        seconds = [b["seconds"] for b in builds]
+        rows.append({"chunks": n, "articles": builds[-1]["articles"],
+                     "stored_chunks": builds[-1]["chunks"], "build_runs": repeats,
+                     "build_s_median": statistics.median(seconds), "build_s_all": seconds,
+                     "chunks_per_s": n / statistics.median(seconds),
+                     "disk_bytes": disk,
+                     "build_peak_rss": max(b["build_peak"] for b in builds),
+                     **serve})
+        shutil.rmtree(data_dir)
+        if progress:
+            progress("scale", step + 1, len(sizes))
+    shutil.rmtree(root, ignore_errors=True)
+    return {"material": material, "rows": rows, "queries_per_size": SCALE_QUERIES,
+            "k": 40, "chunks_per_article": SCALE_CHUNKS_PER_ARTICLE,
+            "capacity": _capacity(rows)}
+
+
+def _capacity(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Memory and disk per chunk (slope between the smallest and largest size) and what that
+    means for one 24 GiB machine."""
+    if len(rows) < 2:
+        return {}
+    low, high = rows[0], rows[-1]
+    span = high["chunks"] - low["chunks"]
+    ram_per_chunk = max(0.0, (high["serve_rss"] - low["serve_rss"]) / span)
+    build_per_chunk = max(0.0, (high["build_peak_rss"] - low["build_peak_rss"]) / span)
+    disk_per_chunk = max(0.0, (high["disk_bytes"] - low["disk_bytes"]) / span)
+    budget = 24 * 2**30 * 0.5 - 2 * 2**30  # half the RAM, less ~2 GiB for model and app
+    per = max(ram_per_chunk, build_per_chunk) or 1.0
+    return {"serve_rss_bytes_per_chunk": ram_per_chunk,
+            "build_rss_bytes_per_chunk": build_per_chunk,
+            "disk_bytes_per_chunk": disk_per_chunk,
+            "memory_budget_bytes": budget,
+            "chunks_in_budget": int(budget / per)}
+
+
+def _call_flexibly(function: Callable[..., Any], **candidates: Any) -> Any:
+    """Call `function` with those of `candidates` its signature accepts."""
+    import inspect
+
+    parameters = inspect.signature(function).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return function(**candidates)
+    return function(**{k: v for k, v in candidates.items() if k in parameters})
+
+
+def machine_info(settings: Settings) -> dict[str, Any]:
+    """Cores, CPU model, RAM, Python and library versions: the context of every figure."""
+    info = _environment(settings)
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["torch_threads"] = torch.get_num_threads()
+    except ImportError:
+        pass
+    try:
+        import chromadb
+
+        info["chromadb"] = chromadb.__version__
+    except ImportError:
+        pass
+    info["load_average"] = os.getloadavg() if hasattr(os, "getloadavg") else None
+    return info
+
+
+BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale")
+
+
+def run_benchmarks(settings: Settings, *, only: Sequence[str] | None = None,
+                   out: Path | None = Path("docs/benchmarks.md"),
+                   eval_dir: Path | None = None, scale_sizes: Sequence[int] = SCALE_SIZES,
+                   progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Run the index, QA and scale benchmarks (or `only` some), write Markdown to `out`,
+    and return the figures as JSON-ready data. Scratch stores go under settings.data_dir/bench.
+    """
+    chosen = list(only or BENCHMARKS)
+    unknown = [name for name in chosen if name not in BENCHMARKS]
+    if unknown:
+        raise EvalError(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+    eval_dir = eval_dir or default_eval_dir()
+    bench_root = settings.data_dir / "bench"
+    figures: dict[str, Any] = {"started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                               "machine": machine_info(settings), "eval_dir": str(eval_dir)}
+    for name in chosen:
+        mark = time.perf_counter()
+        if name == "index":
+            from index.benchmark import run_index_benchmark
+
+            result = _call_flexibly(
+                run_index_benchmark, settings=settings.replace(data_dir=bench_root / "index"),
+                eval_dir=eval_dir, progress=progress)
+        elif name == "qa":
+            from qa.benchmark import run_qa_benchmark
+
+            result = _call_flexibly(
+                run_qa_benchmark, settings=settings.replace(data_dir=bench_root / "qa",
+                                                            chroma_url=""),
+                eval_dir=eval_dir)
+        else:
+            result = run_scale_benchmark(settings, sizes=scale_sizes, eval_dir=eval_dir,
+                                         progress=progress)
+        figures[name] = result
+        figures.setdefault("seconds", {})[name] = time.perf_counter() - mark
+    if out is not None:
+        out = Path(out)
+        previous = _previous_figures(out)
+        merged = {**previous, **figures} if previous else figures
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(benchmarks_markdown(merged), encoding="utf-8")
+        out.with_suffix(".json").write_text(
+            json.dumps(merged, indent=2, default=str) + "\n", encoding="utf-8")
+    return figures
+
+
+def _previous_figures(out: Path) -> dict[str, Any]:
+    """Figures of an earlier run (the .json beside the Markdown), so `--only` adds to them."""
+    try:
+        data = json.loads(out.with_suffix(".json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, (list, tuple)):
+        return ", ".join(_fmt(v) for v in value)
+    return str(value)
+
+
+def _flat(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            rows += _flat(value, f"{name}.")
+        else:
+            rows.append((name, value))
+    return rows
+
+
+def _mib(value: float) -> str:
+    return f"{value / 2**20:,.0f} MiB"
+
+
+def benchmarks_markdown(figures: Mapping[str, Any]) -> str:
+    """docs/benchmarks.md from the figures of `run_benchmarks`."""
+    m = figures.get("machine", {})
+    lines = ["# newsqa benchmarks", "",
+             "Generated by `qa.evaluation.run_benchmarks` (`newsqa bench`); figures are "
+             "measured, not edited by hand. Retrieval quality is in [eval.md](eval.md).", "",
+             f"- Run: {figures.get('started_at')}",
+             f"- Machine: {m.get('cpu_cores')} cores ({m.get('processor')}), "
+             f"{m.get('ram_gib')} GiB RAM, no GPU; Python {m.get('python')}, torch "
+             f"{m.get('torch')} ({m.get('torch_threads')} threads), chromadb "
+             f"{m.get('chromadb')}; model {m.get('embedding_model')}",
+             f"- Load average when the run started: {_fmt(m.get('load_average'))} (the CPU "
+             "is shared: other work was running, so times are upper bounds)", ""]
+    if "index" in figures:
+        lines += ["## Indexing", "", "Command: `newsqa bench --only index`", "",
+                  "| figure | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in _flat(figures["index"])]
+        lines.append("")
+    if "qa" in figures:
+        lines += ["## Answering", "", "Command: `newsqa bench --only qa` (model warm, one "
+                  "question at a time, default settings)", "",
+                  "| figure | value |", "| --- | ---: |"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in _flat(figures["qa"])]
+        lines.append("")
+    scale = figures.get("scale")
+    if scale:
+        lines += ["## Store scale test (1k to 100k chunks)", "",
+                  "Command: `newsqa bench --only scale`", "",
+                  "Measures the STORE, not the embedding model: vectors are inserted directly "
+                  f"({scale['material']['origin']}; {scale['material']['dimension']} "
+                  "dimensions), through `index.store.Store.upsert_article` (the product write "
+                  f"path), {scale['chunks_per_article']} chunks per article. Embedding the "
+                  "same chunks with the model would take about 26 chunks/s on this machine "
+                  "(100k chunks: about 65 minutes). Each build and each serving test runs in "
+                  "a fresh process; memory is that process's resident set (RSS) and peak. "
+                  f"Queries: {scale['queries_per_size']} per size, k = {scale['k']} (the "
+                  "retriever's candidate depth), plain and with a date filter "
+                  "(`until=2022-06-30`).", "",
+                  "| chunks | build (median) | chunks/s | disk | build peak RSS | "
+                  "serving RSS | open + 1st query | query p50 / p95 | filtered p50 / p95 |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+        for row in scale["rows"]:
+            lines.append(
+                f"| {row['chunks']:,} | {row['build_s_median']:.1f} s "
+                f"({row['build_runs']} run{'s' if row['build_runs'] > 1 else ''}) | "
+                f"{row['chunks_per_s']:,.0f} | {_mib(row['disk_bytes'])} | "
+                f"{_mib(row['build_peak_rss'])} | {_mib(row['serve_rss'])} | "
+                f"{row['open_first_query_s']:.2f} s | {row['query_p50_ms']:.1f} / "
+                f"{row['query_p95_ms']:.1f} ms | {row['filtered_query_p50_ms']:.1f} / "
+                f"{row['filtered_query_p95_ms']:.1f} ms |")
+        cap = scale.get("capacity") or {}
+        if cap:
+            lines += ["", "### What one 24 GiB machine serves", "",
+                      f"- Memory grows by about {cap['serve_rss_bytes_per_chunk'] / 1024:.1f} "
+                      "KiB per chunk when serving and "
+                      f"{cap['build_rss_bytes_per_chunk'] / 1024:.1f} KiB per chunk while "
+                      "building; disk by "
+                      f"{cap['disk_bytes_per_chunk'] / 1024:.1f} KiB per chunk (slopes between "
+                      "the smallest and the largest size measured).",
+                      f"- Keeping the store within half the RAM, with ~2 GiB left for the model "
+                      f"and the app, gives room for about **{cap['chunks_in_budget']:,} chunks**"
+                      f" (about {cap['chunks_in_budget'] // 10:,} typical articles of ~10 "
+                      "chunks) by memory. Measured directly only up to the largest size in "
+                      "the table; beyond it this is a linear extrapolation.",
+                      *SERVER_MODE_ADVICE]
+    return "\n".join(lines) + "\n"
+
+
+SERVER_MODE_ADVICE = [
+    "",
+    "### When to switch to the Chroma server (NEWSQA_CHROMA_URL)",
+    "",
+    "- The embedded store (the default) is one process's files: the web chat and `newsqa index` "
+    "must not write to it at the same time from different processes. Run a Chroma server and "
+    "point every newsqa process at it with `NEWSQA_CHROMA_URL=http://host:8000` as soon as "
+    "indexing has to run while the chat is serving, or more than one chat process serves "
+    "the same collection.",
+    "- Also switch when the collection approaches the memory figure above (the embedded store "
+    "keeps its whole vector index in the chat process), or when the store should live on "
+    "another machine than the chat.",
+]

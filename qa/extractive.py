@@ -84,6 +84,8 @@ W_PRIOR = 0.05
 #: Below this best span similarity the articles are taken not to answer (see benchmark.py).
 RELEVANCE_BAR = 0.30
 MAX_SPANS = 4
+#: Candidate spans embedded per question at most (latency bound on long articles).
+MAX_EMBEDDED = 32
 SPAN_MARGIN = 0.12
 
 
@@ -329,11 +331,13 @@ class ExtractiveAnswerer:
     name = "extractive"
 
     def __init__(self, embedder: Any, *, article_loader: Any = None,
-                 relevance_bar: float = RELEVANCE_BAR, max_spans: int = MAX_SPANS) -> None:
+                 relevance_bar: float = RELEVANCE_BAR, max_spans: int = MAX_SPANS,
+                 max_embedded: int = MAX_EMBEDDED) -> None:
         self.embedder = embedder
         self.article_loader = article_loader
         self.relevance_bar = relevance_bar
         self.max_spans = max_spans
+        self.max_embedded = max_embedded
         self._articles = _LRU(512)
         self._vectors = _LRU(50000)
 
@@ -399,6 +403,7 @@ class ExtractiveAnswerer:
                         body=" " * passage.chunk.start + passage.chunk.text,
                         spans=((passage.chunk.start, passage.chunk.end),),
                         speakers=(frozenset(),), inherited=(frozenset(),)), 0))
+        candidates = self._prefilter(info, passages, candidates)
         texts = [a.body[a.spans[i][0]:a.spans[i][1]] for _, a, i in candidates]
         keys = [(p.article.id, *a.spans[i]) for p, a, i in candidates]
         mark = time.perf_counter()
@@ -460,6 +465,25 @@ class ExtractiveAnswerer:
         coverage = self.coverage(info, passages, scored)
         timings = {"embed_spans": embed_time, "analyse": time.perf_counter() - started}
         return Analysis(info, scored, coverage, timings)
+
+    def _prefilter(self, info: QuestionInfo, passages: Sequence[Passage],
+                   candidates: list[tuple[Passage, ArticleAnalysis, int]]
+                   ) -> list[tuple[Passage, ArticleAnalysis, int]]:
+        """At most `max_embedded` candidates: all spans of the two best passages, then those
+        sharing most question words (embedding every span of long articles is too slow)."""
+        if len(candidates) <= self.max_embedded:
+            return candidates
+        top = {p.id for p in passages[:2]}
+        wanted = set(info.stems)
+
+        def cheap(item: tuple[Passage, ArticleAnalysis, int]) -> float:
+            passage, analysis, index = item
+            start, end = analysis.spans[index]
+            overlap = len(wanted & set(content_stems(analysis.body[start:end])))
+            return (passage.id in top) * 100 + overlap
+
+        keep = sorted(range(len(candidates)), key=lambda i: -cheap(candidates[i]))
+        return [candidates[i] for i in sorted(keep[:self.max_embedded])]
 
     def coverage(self, info: QuestionInfo, passages: Sequence[Passage],
                  spans: Sequence[ScoredSpan]) -> Coverage:

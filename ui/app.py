@@ -14,6 +14,7 @@ import shutil
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,19 @@ def store_upload(source: Path, original_name: str, uploads_dir: Path, max_bytes:
     raise ValueError("too many uploads with this name")
 
 
+def api_safe(value: Any) -> Any:
+    """JSON for gradio_client: every `path` key renamed `file`.
+
+    gradio_client takes any dict with a string `path` for a file and tries to download it,
+    so article records and index errors would make `Client.predict` fail.
+    """
+    if isinstance(value, dict):
+        return {("file" if k == "path" else k): api_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [api_safe(v) for v in value]
+    return value
+
+
 def _bodies(qa: NewsQA, answer: Answer) -> dict[str, Article]:
     """Full texts of every article the answer cites or shows, fetched once each."""
     ids = [c.article.id for c in answer.citations] + [p.chunk.article_id for p in answer.passages]
@@ -152,12 +166,21 @@ def _bodies(qa: NewsQA, answer: Answer) -> dict[str, Article]:
     return out
 
 
-def _history(answers: Sequence[Answer]) -> list[dict[str, str]]:
-    """Earlier turns as plain-text messages for follow-up questions."""
+@dataclass(frozen=True)
+class Turn:
+    """One answered question of a chat session and the filters it was asked with."""
+
+    answer: Answer
+    filters: str = ""
+
+
+def _history(turns: Sequence[Turn | None]) -> list[dict[str, str]]:
+    """Earlier answered turns as plain-text messages for follow-up questions."""
     out: list[dict[str, str]] = []
-    for answer in answers:
-        out.append({"role": "user", "content": answer.question})
-        out.append({"role": "assistant", "content": answer.text})
+    for turn in turns:
+        if turn is not None:
+            out.append({"role": "user", "content": turn.answer.question})
+            out.append({"role": "assistant", "content": turn.answer.text})
     return out
 
 
@@ -178,10 +201,11 @@ def build_app(qa: NewsQA) -> gr.Blocks:
       optional `sources` (list of source names), `since` / `until` (YYYY-MM-DD). Returns the
       answer as a dict: `text` with [n] markers, `found`, `citations` (number, title, source,
       published, url, quote, start, end: `quote` is body[start:end] of the article),
-      `passages`, `warnings`.
+      `passages`, `warnings`. This is `Answer.to_dict()` except that each `path` key is
+      named `file` (gradio_client would try to download any dict with a `path`).
     - `/index` — `client.predict(api_name="/index")` indexes new and changed files of the
       configured articles folder (settings.seeds_dir; uploads and other articles are kept) and
-      returns the report: indexed, updated, unchanged, skipped, removed, errors [{path, reason}].
+      returns the report: indexed, updated, unchanged, skipped, removed, errors [{file, reason}].
 
     Chat, upload and table events are hidden from the API docs.
     """
@@ -202,63 +226,69 @@ def build_app(qa: NewsQA) -> gr.Blocks:
 
     # -- chat --------------------------------------------------------------------------------
 
-    def respond(message: str, chat: list[dict[str, Any]], answers: list[Answer],
+    def respond(message: str, chat: list[dict[str, Any]], turns: list[Turn | None],
                 sources: list[str] | None, since: str, until: str
                 ) -> Iterator[tuple[Any, ...]]:
+        """Stream one answer into the chat; `turns[i]` backs the i-th question/answer pair."""
         question = (message or "").strip()
         chat = list(chat or [])
-        answers = list(answers or [])
+        turns = list(turns or [])
         if not question:
-            yield chat, gr.skip(), answers, gr.skip()
+            yield chat, gr.skip(), turns, gr.skip()
             return
         try:
             filters = parse_filters(sources, since, until)
         except ValueError as exc:
             gr.Warning(str(exc))
-            yield chat, gr.skip(), answers, message
+            yield chat, gr.skip(), turns, message
             return
-        turn = len(answers)
+        turn = len(turns)
+        turns.append(None)  # replaced by the Turn once answered
         chat.append({"role": "user", "content": _user_bubble(question)})
         chat.append({"role": "assistant", "content": render.render_pending_html("")})
-        yield chat, render.render_sources_html(None), answers, ""
+        yield chat, render.render_searching_html(question), turns, ""
         text = ""
         answer: Answer | None = None
         try:
-            for piece in qa.stream(question, history=_history(answers) or None, **filters):
+            for piece in qa.stream(question, history=_history(turns) or None, **filters):
                 if isinstance(piece, Answer):
                     answer = piece
                     break
                 text += piece
                 chat[-1] = {"role": "assistant", "content": render.render_pending_html(text)}
-                yield chat, gr.skip(), answers, ""
+                yield chat, gr.skip(), turns, ""
         except InvalidQuestionError as exc:
             chat[-1] = {"role": "assistant", "content": render.render_error_html(str(exc))}
-            yield chat, gr.skip(), answers, message
+            yield chat, gr.skip(), turns, message
             return
         except NewsQAError as exc:
             log.warning("question failed: %s", exc)
             chat[-1] = {"role": "assistant",
                         "content": render.render_error_html(f"Could not answer: {exc}")}
-            yield chat, gr.skip(), answers, message
+            yield chat, gr.skip(), turns, message
             return
         if answer is None:
             chat[-1] = {"role": "assistant", "content": render.render_error_html(
                 "The answerer stopped without an answer; please ask again.")}
-            yield chat, gr.skip(), answers, message
+            yield chat, gr.skip(), turns, message
             return
-        answers.append(answer)
+        turns[turn] = Turn(answer, render.describe_filters(**filters))
         chat[-1] = {"role": "assistant", "content": render.render_answer_html(answer, turn=turn)}
-        sources_html = render.render_sources_html(answer, _bodies(qa, answer), turn=turn)
-        yield chat, sources_html, answers, ""
+        yield chat, sources_for(turns, turn), turns, ""
 
-    def show_turn(answers: list[Answer], evt: gr.SelectData) -> Any:
-        """Clicking a message shows the sources of that answer."""
+    def sources_for(turns: list[Turn | None], turn: int) -> str:
+        current = turns[turn] if 0 <= turn < len(turns) else None
+        if current is None:
+            return render.render_sources_html(None)
+        return render.render_sources_html(current.answer, _bodies(qa, current.answer),
+                                          turn=turn, filters=current.filters)
+
+    def show_turn(turns: list[Turn | None], evt: gr.SelectData) -> Any:
+        """Clicking a message (or its [n]) shows the sources of that answer."""
         index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not isinstance(index, int) or not answers:
+        if not isinstance(index, int) or not turns:
             return gr.skip()
-        turn = min(index // 2, len(answers) - 1)
-        answer = answers[turn]
-        return render.render_sources_html(answer, _bodies(qa, answer), turn=turn)
+        return sources_for(turns, min(index // 2, len(turns) - 1))
 
     def clear() -> tuple[Any, ...]:
         return [], render.render_sources_html(None), [], ""
@@ -288,7 +318,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
                ) -> tuple[Any, ...]:
         if not files:
             gr.Warning("Choose one or more article files first.")
-            return (gr.skip(),) * 6
+            return (gr.skip(),) * 7
         rows: list[list[str]] = []
         stored: list[tuple[str, Path]] = []
         for item in files:
@@ -313,7 +343,10 @@ def build_app(qa: NewsQA) -> gr.Blocks:
                         rows.append([name, "error", str(exc)])
                         continue
                     data = report.to_dict()
-                    rows.append([name, *render.file_result(data)])
+                    result, detail = render.file_result(data)
+                    if target.name != name:
+                        detail += f" (saved as {target.name})"
+                    rows.append([name, result, detail])
                     for key in ("indexed", "updated", "unchanged", "skipped"):
                         totals[key] = totals.get(key, 0) + int(data.get(key) or 0)
             elif stored:
@@ -334,7 +367,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
             summary += f"; {rejected} file{'s' if rejected != 1 else ''} rejected"
         table, ids = list_articles(query)
         return (rows, f"**Upload:** {summary}.", table, ids, stats_html(),
-                gr.update(choices=source_choices()))
+                gr.update(choices=source_choices()), None)
 
     def reindex_folder(query: str, progress: gr.Progress = gr.Progress()  # noqa: B008
                        ) -> tuple[Any, ...]:
@@ -365,7 +398,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
         except ValueError as exc:
             raise gr.Error(str(exc)) from None
         try:
-            return qa.ask(question, **filters).to_dict()
+            return api_safe(qa.ask(question, **filters).to_dict())
         except NewsQAError as exc:
             raise gr.Error(str(exc)) from None
 
@@ -373,7 +406,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
         """Index new and changed files of the configured articles folder; returns the report."""
         with index_lock:
             try:
-                return qa.add([settings.seeds_dir]).to_dict()
+                return api_safe(qa.add([settings.seeds_dir]).to_dict())
             except NewsQAError as exc:
                 raise gr.Error(str(exc)) from None
 
@@ -385,7 +418,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
             gr.HTML("<h1>newsqa</h1><p>Ask questions about the indexed news articles. "
                     "Every answer quotes its sources: check the highlighted passages.</p>")
             stats = gr.HTML(stats_html(), elem_id="nq-stats-box")
-        answers_state = gr.State([])
+        turns_state = gr.State([])
         ids_state = gr.State([])
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
@@ -427,7 +460,8 @@ def build_app(qa: NewsQA) -> gr.Blocks:
                         headers=["Title", "Source", "Date", "Passages"],
                         datatype=["str", "str", "str", "number"], interactive=False,
                         wrap=True, elem_id="nq-articles", label="Indexed articles "
-                        "(click a row to read it)", max_height=420)
+                        "(click a row to read it)", max_height=420,
+                        column_widths=["58%", "20%", "12%", "10%"])
                     viewer = gr.HTML('<p class="nq-muted">Click an article to read it.</p>',
                                      elem_id="nq-viewer")
                 with gr.Column(scale=2):
@@ -438,33 +472,37 @@ def build_app(qa: NewsQA) -> gr.Blocks:
                         type="filepath", elem_id="nq-upload")
                     upload_btn = gr.Button("Index uploaded files", variant="primary",
                                            elem_id="nq-upload-btn")
-                    reindex_btn = gr.Button(
-                        f"Re-index the articles folder ({settings.seeds_dir})",
-                        variant="secondary", elem_id="nq-reindex-btn")
+                    reindex_btn = gr.Button("Re-index the articles folder",
+                                            variant="secondary", elem_id="nq-reindex-btn")
+                    gr.Markdown(f"Folder: `{settings.seeds_dir}` — new and changed files "
+                                "are indexed; uploaded articles are kept.",
+                                elem_classes="nq-muted")
                     status = gr.Markdown(elem_id="nq-index-status")
                     results = gr.Dataframe(
                         headers=["File", "Result", "Detail"], datatype=["str"] * 3,
                         interactive=False, wrap=True, label="Indexing results",
-                        elem_id="nq-results")
+                        column_widths=["32%", "16%", "52%"], elem_id="nq-results")
 
-        chat_inputs = [question, chatbot, answers_state, sources, since, until]
-        chat_outputs = [chatbot, sources_panel, answers_state, question]
+        chat_inputs = [question, chatbot, turns_state, sources, since, until]
+        chat_outputs = [chatbot, sources_panel, turns_state, question]
         gr.on([question.submit, send.click], respond, chat_inputs, chat_outputs,
               show_progress="hidden", **hidden)
-        chatbot.select(show_turn, [answers_state], [sources_panel], show_progress="hidden",
+        chatbot.select(show_turn, [turns_state], [sources_panel], show_progress="hidden",
                        **hidden)
         new_chat.click(clear, None, chat_outputs, **hidden)
+        # the chat's own trash icon empties the messages: forget the answers behind them too
+        chatbot.clear(clear, None, chat_outputs, **hidden)
 
         search.change(list_articles, [search], [table, ids_state], show_progress="hidden",
                       concurrency_limit=None, **hidden)
         table.select(open_article, [ids_state], [viewer], concurrency_limit=None, **hidden)
         index_outputs = [results, status, table, ids_state, stats, sources]
-        upload_btn.click(upload, [files, search], index_outputs, concurrency_id="index",
-                         concurrency_limit=1, **hidden)
+        upload_btn.click(upload, [files, search], [*index_outputs, files],
+                         concurrency_id="index", concurrency_limit=1, **hidden)
         reindex_btn.click(reindex_folder, [search], index_outputs, concurrency_id="index",
                           concurrency_limit=1, **hidden)
         demo.load(refresh, [search], [stats, sources, table, ids_state], concurrency_limit=None,
-                  **hidden)
+                  show_progress="hidden", **hidden)
 
         gr.api(ask, api_name="ask")
         gr.api(index, api_name="index", concurrency_id="index", concurrency_limit=1)
@@ -483,6 +521,14 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def exposure_warning(host: str, credentials: tuple[str, str] | None) -> str:
+    """The warning to print when the chat is reachable from other machines without a password."""
+    if credentials is not None or is_loopback(host):
+        return ""
+    return (f"newsqa: WARNING: serving on {host} without a password; anyone who can reach this "
+            "machine can read and add articles. Set NEWSQA_AUTH=USER:PASS (or --auth).")
 
 
 def parse_auth(auth: str) -> tuple[str, str] | None:
@@ -542,10 +588,9 @@ def serve(qa: NewsQA, settings: Settings, *, host: str | None = None, port: int 
     port = settings.port if port is None else port
     auth = settings.auth if auth is None else auth
     credentials = parse_auth(auth)
-    if not is_loopback(host) and credentials is None:
-        print(f"newsqa: WARNING: serving on {host} without a password; anyone who can reach "
-              "this machine can read and add articles. Set NEWSQA_AUTH=USER:PASS.",
-              file=sys.stderr, flush=True)
+    warning = exposure_warning(host, credentials)
+    if warning:
+        print(warning, file=sys.stderr, flush=True)
     index_seeds_if_empty(qa, settings)
     demo = build_app(qa)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)

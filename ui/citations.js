@@ -8,7 +8,14 @@
       if (tries > 0) { setTimeout(function () { reveal(id, tries - 1); }, 150); }
       return;
     }
-    card.scrollIntoView({ behavior: "smooth", block: "start" });
+    // scroll the sources panel only (not the page), so the answer stays where it is
+    var panel = document.getElementById("nq-sources");
+    if (panel && panel.contains(card) && panel.scrollHeight > panel.clientHeight) {
+      var delta = card.getBoundingClientRect().top - panel.getBoundingClientRect().top - 8;
+      panel.scrollTo({ top: panel.scrollTop + delta, behavior: "smooth" });
+    } else {
+      card.scrollIntoView({ behavior: "smooth", block: "start" });
+    }
     card.classList.add("nq-flash");
     setTimeout(function () { card.classList.remove("nq-flash"); }, 1600);
   }

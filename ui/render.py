@@ -171,8 +171,7 @@ def render_passage_card(passage: Passage, turn: int, index: int,
         text = text[: cut if cut > 0 else 2 * CONTEXT_CHARS] + " …"
     title = esc(passage.article.title or "(untitled)")
     return (f'<article class="nq-card nq-seealso" id="nq-see-{turn}-{index}">'
-            f'<header><span class="nq-num">see also</span> '
-            f'<span class="nq-title">{title}</span></header>'
+            f'<header><span class="nq-title">{title}</span></header>'
             + render_meta_html(passage.article)
             + f'<blockquote class="nq-passage">{esc(text)}</blockquote>'
             + _article_details(body, [(chunk.start, chunk.end)])
@@ -180,12 +179,35 @@ def render_passage_card(passage: Passage, turn: int, index: int,
 
 
 def _see_also(answer: Answer) -> list[Passage]:
-    cited = {c.chunk_id for c in answer.citations}
-    return [p for p in answer.passages if p.chunk.id not in cited]
+    """Retrieved passages worth a look besides the citations: the best one per article,
+    skipping articles already cited (their full text is one click away in the card)."""
+    seen = {c.article.id for c in answer.citations}
+    out: list[Passage] = []
+    for passage in answer.passages:
+        if passage.chunk.article_id in seen:
+            continue
+        seen.add(passage.chunk.article_id)
+        out.append(passage)
+    return out
+
+
+def describe_filters(sources: Sequence[str] | None = None, since: str | None = None,
+                     until: str | None = None) -> str:
+    """Plain words for the active retrieval filters ("" when none), shown with the sources."""
+    parts = []
+    if sources:
+        parts.append("only " + ", ".join(sources))
+    if since and until:
+        parts.append(f"dated {since} to {until}")
+    elif since:
+        parts.append(f"dated {since} or later")
+    elif until:
+        parts.append(f"dated {until} or earlier")
+    return "; ".join(parts)
 
 
 def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | None = None,
-                        *, turn: int = 0) -> str:
+                        *, turn: int = 0, filters: str = "") -> str:
     """The sources panel for one answer: its citation cards, then "see also" passages."""
     if answer is None:
         return ('<div class="nq-sources nq-empty"><p class="nq-muted">Sources appear here: '
@@ -194,6 +216,8 @@ def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | N
     bodies = bodies or {}
     parts = [f'<div class="nq-sources" data-turn="{turn}">',
              f'<p class="nq-question">Sources for: <q>{esc(answer.question)}</q></p>']
+    if filters:
+        parts.append(f'<p class="nq-question nq-filters-note">Filters: {esc(filters)}</p>')
     standalone = answer.standalone_question.strip()
     if standalone and standalone != answer.question.strip():
         parts.append(f'<p class="nq-question">Searched as: <q>{esc(standalone)}</q></p>')
@@ -216,6 +240,12 @@ def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | N
         parts.append(f'<ul class="nq-warnings">{items}</ul>')
     parts.append("</div>")
     return "".join(parts)
+
+
+def render_searching_html(question: str) -> str:
+    """The sources panel while an answer is on its way."""
+    return ('<div class="nq-sources nq-empty nq-searching"><p class="nq-muted">Searching the '
+            f"articles for: <q>{esc(question)}</q> …</p></div>")
 
 
 def link_markers(text: str, numbers: Iterable[int], turn: int) -> str:
@@ -249,8 +279,10 @@ def render_answer_html(answer: Answer, *, turn: int = 0) -> str:
             titles.append(f"<li>{esc(meta.title or '(untitled)')}"
                           f"{' — ' + esc(meta.source) if meta.source else ''}"
                           f"{' (' + esc(when) + ')' if when else ''}</li>")
-        see = (f'<div class="nq-muted">See also (closest passages, in the sources panel):'
-               f"<ul>{''.join(titles)}</ul></div>" if titles else "")
+        see = ""
+        if titles and "see also" not in answer.text.lower():  # the answerer may list them
+            see = (f'<div class="nq-muted">See also (closest passages, in the sources panel):'
+                   f"<ul>{''.join(titles)}</ul></div>")
         text = _text_html(answer.text) if answer.text else ""
         return (f'<div class="nq-answer nq-notfound" data-turn="{turn}">'
                 '<div class="nq-notice">Not found in the indexed articles.</div>'
@@ -275,9 +307,10 @@ def render_error_html(message: str) -> str:
 
 def article_rows(articles: Iterable[tuple[ArticleMeta, int]]) -> list[list[Any]]:
     """Rows of the Articles table: title, source, date, chunks, id (sorted newest first)."""
-    rows = [[meta.title or "(untitled)", meta.source, format_date(meta.published), int(count),
-             meta.id] for meta, count in articles]
-    rows.sort(key=lambda r: (r[2] or "0000", r[0]), reverse=True)
+    rows = [[meta.title or "(untitled)", meta.source or "—",
+             format_date(meta.published) or "—", int(count), meta.id]
+            for meta, count in articles]
+    rows.sort(key=lambda r: (r[2] if r[2] != "—" else "0000", r[0]), reverse=True)
     return rows
 
 
@@ -339,9 +372,15 @@ def report_summary(report: Mapping[str, Any]) -> str:
 
 def render_stats_html(stats: Mapping[str, Any]) -> str:
     """The header's status line: how many articles and passages are searchable."""
-    articles = stats.get("articles", "?")
-    chunks = stats.get("chunks", "?")
+    def plural(count: object, word: str) -> str:
+        return f"{count} {word}{'' if count == 1 else 's'}"
+
+    parts = [plural(stats.get("articles", "?"), "article"),
+             plural(stats.get("chunks", "?"), "passage") + " indexed"]
     sources = stats.get("sources")
-    extra = f" from {len(sources)} sources" if isinstance(sources, (list, tuple)) else ""
-    return (f'<span class="nq-stats">{esc(articles)} articles · {esc(chunks)} passages '
-            f"indexed{esc(extra)}</span>")
+    if isinstance(sources, (list, tuple)) and sources:
+        parts.append("from " + plural(len(sources), "source"))
+    first, last = stats.get("published_min"), stats.get("published_max")
+    if first and last:
+        parts.append(f"dated {first} to {last}")
+    return f'<span class="nq-stats">{esc(" · ".join(parts))}</span>'

@@ -235,7 +235,7 @@ def test_second_indexer_fails_at_once_with_a_clear_error(corpus: Path,
         started = time.monotonic()
         with pytest.raises(IndexLockedError, match=f"pid {os.getpid()}"):
             update([corpus], settings, embedder=Embedder())
-        with pytest.raises(IndexLockedError, match="waited 0.2 s"):
+        with pytest.raises(IndexLockedError, match=r"waited 0\.2 s"):
             update([corpus], settings, embedder=Embedder(), lock_timeout=0.2)
         assert time.monotonic() - started < 30
     assert not settings.lock_path.with_name("index.lock.owner").exists()

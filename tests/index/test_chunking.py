@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from index.chunking import chunk_article, embedding_text
@@ -35,7 +37,7 @@ def check_invariants(article: Article, embedder: Embedder, settings: Settings) -
         # never inside a word: a chunk starts and ends at white space or the body's ends
         assert chunk.start == 0 or article.body[chunk.start - 1].isspace()
         assert chunk.end == len(article.body) or article.body[chunk.end].isspace()
-    for before, after in zip(chunks, chunks[1:], strict=False):
+    for before, after in itertools.pairwise(chunks):
         assert before.start < after.start < before.end < after.end, "consecutive overlap"
     assert chunks[0].start == len(article.body) - len(article.body.lstrip())
     assert chunks[-1].end == len(article.body.rstrip())
@@ -100,7 +102,17 @@ def test_embedding_text_prefixes_the_title_but_chunk_stays_exact(
         tokenizer_only: Embedder, settings: Settings) -> None:
     article = Article(title="Talks resume", body=PUNCTUATED)
     chunk = chunk_article(article, tokenizer_only, settings)[1]
-    text = embedding_text(article, chunk)
-    assert text.endswith(chunk.text) and text.startswith("Talks resume")
+    text = embedding_text(article, chunk, tokenizer_only)
+    assert text == "Talks resume\n" + chunk.text
     assert chunk.text == article.body[chunk.start:chunk.end]
-    assert tokenizer_only.count_tokens(text) + 2 <= tokenizer_only.max_tokens
+    assert embedding_text(Article(title="", body=PUNCTUATED), chunk) == chunk.text
+
+
+def test_a_long_title_is_shortened_to_fit_the_model(tokenizer_only: Embedder,
+                                                    tmp_path) -> None:
+    settings = Settings(data_dir=tmp_path, chunk_tokens=250, chunk_overlap=10)
+    article = Article(title="Zyxwvut qwertyuiop " * 20, body=PUNCTUATED)
+    for chunk in chunk_article(article, tokenizer_only, settings):
+        text = embedding_text(article, chunk, tokenizer_only)
+        assert text.endswith(chunk.text)
+        assert tokenizer_only.count_tokens(text) + 2 <= tokenizer_only.max_tokens

@@ -48,7 +48,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[
     """A server over seeds/ + the small corpus; tests must not change what it has indexed."""
     work = tmp_path_factory.mktemp("served")
     seeds = make_corpus(work / "articles")
-    settings = settings_for(work / "data", seeds_dir=seeds)
+    settings = settings_for(work / "data", seeds_dir=seeds, max_upload_mb=1)
     with serve_app(settings, embedder) as app:
         yield app
 

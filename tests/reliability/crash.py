@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -210,18 +211,21 @@ def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
 
 def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
                 kills_per_cycle: int = 2, startup_share: float = 0.2,
-                reference: StoreSnapshot | None = None, write_window: float | None = None,
-                log: Any = print) -> CrashReport:
+                reference_builder: Callable[[list[Path]], StoreSnapshot] | None = None,
+                write_window: float | None = None, log: Any = print) -> CrashReport:
     """`kills` kill -9s, in cycles of up to `kills_per_cycle` kills on one data folder (each
     kill hits the re-run of the previous one), each cycle ending with a complete re-run.
 
-    Without `reference`, a clean build by the CLI gives the reference and the write window.
+    The reference is a clean build by the CLI (which also measures the write window), or
+    what `reference_builder(paths)` returns (e.g. an in-process build with a loaded model).
     """
     corpus = make_corpus(work / "articles")
     make_bulk_corpus(work / "articles", extra_articles)
     paths = [corpus]
     clean_s = 0.0
-    if reference is None:
+    if reference_builder is not None:
+        reference = reference_builder(paths)
+    else:
         reference, clean_s, measured = clean_build(paths, work / "clean")
         write_window = write_window or measured
         log(f"clean build: {reference.article_count} articles, {reference.chunk_count} chunks "

@@ -388,6 +388,35 @@ def ask_api(api: Any, question: str) -> dict[str, Any]:
     return reply
 
 
+def call_raw(url: str, api_name: str, data: list[Any], *, timeout: float = 120
+             ) -> tuple[str, Any]:
+    """Call a named endpoint over Gradio's plain HTTP API with ASCII-escaped JSON (so even a
+    lone surrogate, which gradio_client cannot send, reaches the server). (event, data)."""
+    import httpx
+
+    body = json.dumps({"data": data}, ensure_ascii=True)
+    with httpx.Client(timeout=timeout) as http:
+        posted = http.post(f"{url}gradio_api/call/{api_name}", content=body,
+                           headers={"content-type": "application/json"})
+        if posted.status_code != 200:
+            return f"http {posted.status_code}", posted.text
+        event_id = posted.json()["event_id"]
+        event, payload = "", None
+        with http.stream("GET", f"{url}gradio_api/call/{api_name}/{event_id}") as stream:
+            for line in stream.iter_lines():
+                if line.startswith("event:"):
+                    event = line.split(":", 1)[1].strip()
+                elif line.startswith("data:"):
+                    raw = line.split(":", 1)[1].strip()
+                    try:
+                        payload = json.loads(raw)
+                    except json.JSONDecodeError:
+                        payload = raw
+                    if event in ("complete", "error"):
+                        return event, payload
+    return event or "no event", payload
+
+
 def run_users(url: str, users: int, questions: Sequence[Question], *, per_user: int,
               time_limit: float, auth: tuple[str, str] | None = None,
               between: Callable[[int, int], None] | None = None) -> LoadReport:

@@ -11,6 +11,7 @@ import pytest
 from index import build
 from tests.reliability.crash import converge_problems, run_crashes
 from tests.reliability.harness import (
+    StoreSnapshot,
     index_json,
     make_bulk_corpus,
     make_corpus,
@@ -21,9 +22,17 @@ from tests.reliability.harness import (
 )
 
 
-def test_three_kill_9s_during_indexing_converge_to_the_clean_build(tmp_path: Path) -> None:
+def test_three_kill_9s_during_indexing_converge_to_the_clean_build(tmp_path: Path,
+                                                                   embedder) -> None:
+    def reference(paths: list[Path]) -> StoreSnapshot:
+        settings = settings_for(tmp_path / "clean")
+        build.update(paths, settings, embedder=embedder)
+        return snapshot(settings)
+
+    lines: list[str] = []
     report = run_crashes(tmp_path, kills=3, seed=3, extra_articles=8, kills_per_cycle=3,
-                         log=lambda _: None)
+                         reference_builder=reference, write_window=3.0, log=lines.append)
+    print("\n".join(lines))
     summary = report.summary()
     assert summary["kills"] == 3, summary
     assert not report.problems, json.dumps(summary, indent=2)

@@ -53,6 +53,7 @@ def test_answer_cites_the_quoted_passage(page: Any, live_app: LiveApp, screensho
     assert "the option does not exist" in full.inner_text()
     body = card.locator("details.nq-full .nq-body").inner_text()
     assert len(body) > 4000  # the whole article, not just the passage
+    page.wait_for_timeout(600)  # let the smooth scroll settle before the screenshot
     page.screenshot(path=str(screenshots / "ui-citation-opened.png"))
 
     # a follow-up question carries the conversation: it is searched as a standalone question
@@ -60,11 +61,24 @@ def test_answer_cites_the_quoted_passage(page: Any, live_app: LiveApp, screensho
     panel = page.locator("#nq-sources").inner_text()
     assert re.search(r"Searched as: .*Trenta", panel), panel
     # clicking the first answer's [1] brings back that answer's sources
-    answer.locator("a.nq-cite").first.click()
+    assert page.locator("#nq-src-0-1").count() == 0
+    page.locator("#nq-chat [data-testid=bot]").first.locator("a.nq-cite").first.click()
     page.locator("#nq-src-0-1").wait_for(state="visible")
 
 
-def test_bad_date_filter_is_refused(page: Any, live_app: LiveApp) -> None:
+def test_unanswerable_question_is_marked_not_found(page: Any, live_app: LiveApp,
+                                                   screenshots: Path) -> None:
+    open_app(page, live_app)
+    answer = ask(page, "Who won the football world cup?")
+    assert answer.locator(".nq-notfound .nq-notice").inner_text().startswith("Not found")
+    assert answer.locator("a.nq-cite").count() == 0
+    panel = page.locator("#nq-sources")
+    assert "No indexed article answers this question" in panel.inner_text()
+    assert panel.locator(".nq-card.nq-seealso").count() >= 1
+    page.screenshot(path=str(screenshots / "ui-not-found.png"))
+
+
+def test_date_filter_is_validated_and_applied(page: Any, live_app: LiveApp) -> None:
     open_app(page, live_app)
     page.click("#nq-filters button, #nq-filters .label-wrap")
     page.fill("#nq-since textarea, #nq-since input", "2019-13-45")
@@ -72,11 +86,16 @@ def test_bad_date_filter_is_refused(page: Any, live_app: LiveApp) -> None:
     page.press("#nq-question textarea", "Enter")
     page.get_by_text("From date is not a real date").first.wait_for()
     assert page.locator("#nq-chat [data-testid=bot]").count() == 0
+    # a valid filter is applied to retrieval and shown with the sources
+    page.fill("#nq-since textarea, #nq-since input", "2099-01-01")
+    answer = ask(page, TRENTA)
+    assert answer.locator(".nq-notfound").count() == 1
+    assert "Filters: dated 2099-01-01 or later" in page.locator("#nq-sources").inner_text()
 
 
 def test_upload_then_ask_cites_the_new_article(page: Any, live_app: LiveApp, tmp_path: Path,
                                                screenshots: Path) -> None:
-    story = tmp_path / "../elmsworth pier?.txt".replace("/", "_")
+    story = tmp_path / "Elmsworth pier (draft)?.txt"  # stored under a sanitised name
     story.write_text("Elmsworth closes its north pier\nHarbourmaster Quillon Vask said the Port "
                      "of Elmsworth will close its north pier for dredging on the third of March "
                      "and reopen it in June.\n", encoding="utf-8")
@@ -84,17 +103,21 @@ def test_upload_then_ask_cites_the_new_article(page: Any, live_app: LiveApp, tmp
     bad.write_bytes(b"MZ")
     open_app(page, live_app)
     page.get_by_role("tab", name="Articles").click()
-    page.set_input_files("#nq-upload input[type=file]", [str(story)])
+    # the .exe is refused by the upload box's type filter (the server check is unit-tested)
+    page.set_input_files("#nq-upload input[type=file]", [str(story), str(bad)])
     page.locator("#nq-upload").get_by_text("pier").first.wait_for()
+    page.get_by_text("Invalid file type: notes.exe").first.wait_for()
     page.click("#nq-upload-btn")
-    page.locator("#nq-results").get_by_text("indexed", exact=True).wait_for()
-    results = page.locator("#nq-results").inner_text()
-    assert "1 article" in results
+    result = page.locator("#nq-results [data-testid='cell-0-1']")
+    result.get_by_text("indexed", exact=True).wait_for()
+    assert "1 article" in page.locator("#nq-results [data-testid='cell-0-2']").inner_text()
     stored = list(live_app.settings.uploads_dir.iterdir())
-    assert len(stored) == 1 and re.fullmatch(r"[A-Za-z0-9._-]*elmsworth[A-Za-z0-9._-]*\.txt",
-                                             stored[0].name), stored
+    assert len(stored) == 1, stored
+    assert re.fullmatch(r"[A-Za-z0-9._-]*pier[A-Za-z0-9._-]*\.txt", stored[0].name), stored
     page.fill("#nq-search input, #nq-search textarea", "Elmsworth")
     page.locator("#nq-articles").get_by_text("Elmsworth closes its north pier").first.wait_for()
+    page.locator("#nq-articles [data-testid='cell-0-0']").click()
+    page.locator("#nq-viewer").get_by_text("Harbourmaster Quillon Vask").wait_for()
     page.screenshot(path=str(screenshots / "ui-articles-tab.png"), full_page=True)
 
     page.get_by_role("tab", name="Ask").click()
@@ -134,11 +157,12 @@ def test_wrong_password_is_refused(browser: Any, live_app: LiveApp) -> None:
     try:
         page = context.new_page()
         page.goto(f"http://127.0.0.1:{port}/")
-        page.fill("input[type=text], input[name=username]", "editor")
+        page.fill("input[type=text]", "editor")
         page.fill("input[type=password]", "wrong")
         page.keyboard.press("Enter")
         page.get_by_text(re.compile("incorrect", re.I)).first.wait_for()
         assert page.locator("#nq-question").count() == 0
+        page.fill("input[type=text]", "editor")  # the form is cleared after a failure
         page.fill("input[type=password]", "s3cret-pass")
         page.keyboard.press("Enter")
         page.wait_for_selector("#nq-question textarea")

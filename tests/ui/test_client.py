@@ -14,7 +14,7 @@ from tests.ui.conftest import LiveApp
 def client(live_app: LiveApp) -> Iterator[Any]:
     from gradio_client import Client
 
-    c = Client(live_app.url, verbose=False, download_files=False)
+    c = Client(live_app.url, verbose=False)  # default download_files, as a script would
     try:
         yield c
     finally:
@@ -34,6 +34,7 @@ def test_ask_returns_answer_with_verifiable_citations(client: Any, live_app: Liv
     assert first["number"] == 1 and "the option does not exist" in first["quote"]
     body = live_app.qa.article(first["article_id"]).body
     assert body[first["start"]:first["end"]] == first["quote"]
+    assert first["file"].endswith(".txt") and "path" not in first
 
 
 def test_ask_applies_filters(client: Any) -> None:

@@ -62,3 +62,15 @@ def test_loopback_and_auth() -> None:
     assert not app.is_loopback("0.0.0.0") and not app.is_loopback("example.org")
     assert app.parse_auth("") is None
     assert app.parse_auth("ed:s3:cret") == ("ed", "s3:cret")
+
+
+def test_exposure_warning_only_for_open_non_loopback_hosts() -> None:
+    assert "WARNING" in app.exposure_warning("0.0.0.0", None)
+    assert app.exposure_warning("0.0.0.0", ("ed", "pw")) == ""
+    assert app.exposure_warning("127.0.0.1", None) == ""
+
+
+def test_api_safe_renames_path_keys() -> None:
+    data = {"citations": [{"path": "a.txt", "quote": "q"}], "errors": ({"path": "b"},)}
+    assert app.api_safe(data) == {"citations": [{"file": "a.txt", "quote": "q"}],
+                                  "errors": [{"file": "b"}]}

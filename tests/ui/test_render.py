@@ -104,3 +104,24 @@ def test_report_rows_results_and_summary() -> None:
     assert render.file_result({"skipped": 1, "errors": [{"path": "x", "reason": "binary"}]}) \
         == ("skipped", "binary")
     assert render.report_summary({}) == "nothing to do"
+
+
+def test_filters_are_described_in_the_sources_panel() -> None:
+    assert render.describe_filters() == ""
+    note = render.describe_filters(["Xinhua", "AP"], "2019-01-01", None)
+    assert note == "only Xinhua, AP; dated 2019-01-01 or later"
+    answer, article = _answer()
+    out = render.render_sources_html(answer, {article.id: article}, filters="only <AP>")
+    assert "Filters: only &lt;AP&gt;" in out
+
+
+def test_see_also_keeps_one_passage_per_uncited_article() -> None:
+    answer, article = _answer()
+    other = Article(title="Other", body="Another story entirely about harbours.")
+    chunks = [Chunk(article_id=other.id, ordinal=i, start=0, end=7, text=other.body[:7])
+              for i in range(2)]
+    extra = tuple(Passage(chunk=c, article=other.meta, score=0.1) for c in chunks)
+    answer = Answer(question=answer.question, text=answer.text, found=True,
+                    citations=answer.citations, passages=answer.passages + extra)
+    out = render.render_sources_html(answer, {article.id: article})
+    assert out.count("nq-seealso\"") == 1 and "See also" in out

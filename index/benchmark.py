@@ -1,0 +1,190 @@
+"""Indexing benchmark: full build, bare-encode floor, no-change re-run, one new article.
+
+Each timed step runs in a fresh child process (as the CLI would), so its peak RSS is its own.
+Usage: `python -m index.benchmark [--limit N] [--corpus FILE] [--seeds DIR]` prints JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from index.settings import Settings, apply_offline_env
+
+DEFAULT_CORPUS = Path("/work/shared/eval/realtimeqa/corpus.jsonl")
+NEW_ARTICLE = ("Harbour authority approves night shipping\n\nThe harbour authority on Thursday "
+               "approved night-time container traffic for a six-month trial, citing congestion "
+               "after the dock strike. Residents' groups said they would appeal the decision.\n")
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+
+
+def _child_update(settings: Settings, paths: list[str], warm: bool, queue: Any) -> None:
+    """Child process: (optionally load the model, then) run update and report timings."""
+    apply_offline_env()
+    started = time.perf_counter()
+    from index.build import update
+    from index.embedding import get_embedder
+
+    embedder = get_embedder(settings.embedding_model)
+    load_seconds = 0.0
+    if warm:
+        t = time.perf_counter()
+        embedder.warm_up()
+        load_seconds = time.perf_counter() - t
+    t = time.perf_counter()
+    report = update(paths, settings, embedder=embedder)
+    queue.put({"update_seconds": round(time.perf_counter() - t, 3),
+               "model_load_seconds": round(load_seconds, 3),
+               "child_seconds": round(time.perf_counter() - started, 3),
+               "peak_rss_mb": round(_peak_rss_mb(), 1),
+               "report": report.to_dict()})
+
+
+def _child_floor(settings: Settings, texts: list[str], batch_size: int, queue: Any) -> None:
+    """Child process: a bare SentenceTransformer.encode of the same texts (the floor)."""
+    apply_offline_env()
+    from sentence_transformers import SentenceTransformer
+
+    from index.embedding import model_path
+
+    model = SentenceTransformer(model_path(settings.embedding_model), device="cpu",
+                                local_files_only=True)
+    t = time.perf_counter()
+    model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
+                 convert_to_numpy=True, show_progress_bar=False)
+    queue.put({"encode_seconds": round(time.perf_counter() - t, 3),
+               "peak_rss_mb": round(_peak_rss_mb(), 1)})
+
+
+def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    started = time.perf_counter()
+    process = context.Process(target=target, args=(*args, queue))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode != 0:
+        raise RuntimeError(f"benchmark step {target.__name__} failed ({process.exitcode})")
+    result["process_seconds"] = round(time.perf_counter() - started, 3)
+    return result
+
+
+def _embedded_texts(settings: Settings) -> list[str]:
+    """The exact texts the build embedded, read back from the store."""
+    from index.chunking import embedding_text
+    from index.embedding import Embedder
+    from index.records import Article
+    from index.store import Store
+
+    embedder = Embedder(settings.embedding_model)  # tokenizer only, for the title budget
+    store = Store(settings, model_name=settings.embedding_model)
+    titles = {meta.id: meta.title for meta, _ in store.list_articles()}
+    return [embedding_text(Article(title=titles.get(c.article_id, ""), body=c.text), c,
+                           embedder) for c in store.iter_chunks()]
+
+
+def run_index_benchmark(settings: Settings, paths: Sequence[str | os.PathLike[str]], *,
+                        limit: int | None = None, corpus: Path | None = None,
+                        work_dir: Path | None = None, batch_size: int = 64) -> dict[str, Any]:
+    """Measure a full build, its bare-encode floor, a no-change re-run and one new article.
+
+    `corpus` (JSON Lines) is cut to its first `limit` articles into a temporary file and
+    indexed together with `paths`; the store lives in a fresh data folder under `work_dir`.
+    """
+    apply_offline_env()
+    work = Path(work_dir or tempfile.mkdtemp(prefix="newsqa-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    settings = settings.replace(data_dir=work / "data")
+    inputs = [os.fspath(p) for p in paths]
+    articles_in_corpus = 0
+    if corpus is not None:
+        cut = work / "corpus.jsonl"
+        with open(corpus, encoding="utf-8") as source, open(cut, "w", encoding="utf-8") as out:
+            for number, line in enumerate(source):
+                if limit is not None and number >= limit:
+                    break
+                out.write(line)
+                articles_in_corpus += 1
+        inputs.append(str(cut))
+
+    started = time.perf_counter()
+    build = _in_child(_child_update, settings, inputs, True)
+    build["wall_seconds"] = round(time.perf_counter() - started, 3)
+    texts = _embedded_texts(settings)
+    floor = _in_child(_child_floor, settings, texts, batch_size)
+    rerun = _in_child(_child_update, settings, inputs, False)
+    new_file = work / "new" / "harbour.txt"
+    new_file.parent.mkdir(parents=True, exist_ok=True)
+    new_file.write_text(NEW_ARTICLE, encoding="utf-8")
+    added = _in_child(_child_update, settings, [*inputs, str(new_file.parent)], True)
+
+    build_embed_seconds = build["update_seconds"]
+    words = sum(len(t.split()) for t in texts)
+    return {
+        "inputs": inputs,
+        "corpus_articles": articles_in_corpus,
+        "articles": build["report"]["articles"],
+        "chunks": build["report"]["chunks"],
+        "chunk_words": words,
+        "errors": len(build["report"]["errors"]),
+        "build": {
+            "wall_seconds": build["wall_seconds"],
+            "update_seconds": build_embed_seconds,
+            "model_load_seconds": build["model_load_seconds"],
+            "peak_rss_mb": build["peak_rss_mb"],
+            "chunks_per_second": round(len(texts) / build_embed_seconds, 2)
+            if build_embed_seconds else None,
+        },
+        "floor": {"encode_seconds": floor["encode_seconds"],
+                  "chunks_per_second": round(len(texts) / floor["encode_seconds"], 2)
+                  if floor["encode_seconds"] else None,
+                  "peak_rss_mb": floor["peak_rss_mb"]},
+        "build_over_floor": round(build_embed_seconds / floor["encode_seconds"], 3)
+        if floor["encode_seconds"] else None,
+        "no_change_rerun": {"update_seconds": rerun["update_seconds"],
+                            "process_seconds": rerun["process_seconds"],
+                            "model_loaded": rerun["report"]["model_loaded"],
+                            "peak_rss_mb": rerun["peak_rss_mb"]},
+        "add_one_article": {"update_seconds": added["update_seconds"],
+                            "process_seconds": added["process_seconds"],
+                            "indexed": added["report"]["indexed"],
+                            "chunks_added": added["report"]["chunks_added"]},
+        "settings": {"chunk_tokens": settings.chunk_tokens,
+                     "chunk_overlap": settings.chunk_overlap,
+                     "model": settings.embedding_model, "batch_size": batch_size},
+        "cpu_count": os.cpu_count(),
+        "load_average": os.getloadavg(),
+        "work_dir": str(work),
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--limit", type=int, default=200)
+    parser.add_argument("--seeds", type=Path, default=Path("seeds"))
+    parser.add_argument("--work-dir", type=Path, default=None)
+    args = parser.parse_args(argv)
+    result = run_index_benchmark(Settings(), [args.seeds], limit=args.limit,
+                                 corpus=args.corpus if args.corpus.exists() else None,
+                                 work_dir=args.work_dir)
+    json.dump(result, sys.stdout, indent=2)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
