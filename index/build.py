@@ -19,7 +19,7 @@ import os
 import socket
 import time
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import contextmanager, suppress
+from contextlib import closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -289,7 +289,7 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
             chunked = _chunk_all(list(new_articles.values()), embedder, settings, report)
             total_chunks = sum(len(chunks) for _, chunks in chunked)
             done = 0
-            for group in _groups(chunked, EMBED_GROUP):
+            for group in _groups(chunked, EMBED_GROUP):  # module attribute: tests shrink it
                 _write_group(group, embedder, store,
                              lambda d, _t, base=done: report("embed", base + d, total_chunks))
                 done += sum(len(chunks) for _, chunks in group)
@@ -343,16 +343,30 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
 
 
 def _store_signature(settings: Settings) -> str:
-    """Size and mtime of the embedded store's files ("" for a server: always reconciled)."""
+    """A cheap fingerprint of the embedded store's content ("" when unknown or a server).
+
+    Chroma logs every write with an increasing sequence number in its SQLite file; reading
+    those numbers (read-only, without importing chromadb) tells whether anything was written
+    since the last run. File times are no good: Chroma rewrites its files when it merely opens.
+    Any doubt (server, unknown schema) returns "", which makes the run reconcile fully.
+    """
     if settings.chroma_url:
         return ""
-    folder = settings.chroma_path
-    try:
-        entries = sorted((p.relative_to(folder).as_posix(), p.stat().st_size,
-                          p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file())
-    except OSError:
+    import sqlite3
+
+    database = settings.chroma_path / "chroma.sqlite3"
+    if not database.is_file():
         return ""
-    return json.dumps([str(folder.resolve()), settings.collection, entries])
+    try:
+        with closing(sqlite3.connect(f"file:{database.resolve()}?mode=ro", uri=True,
+                                     timeout=5)) as db:
+            collections = sorted(db.execute("SELECT id, name FROM collections").fetchall())
+            consumed = sorted(db.execute("SELECT segment_id, seq_id FROM max_seq_id").fetchall())
+            logged = db.execute("SELECT MAX(seq_id), COUNT(*) FROM embeddings_queue").fetchone()
+            stored = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()
+    except sqlite3.Error:
+        return ""
+    return json.dumps([str(database.resolve()), collections, consumed, logged, stored])
 
 
 def _store_untouched(settings: Settings, manifest: Manifest) -> bool:
@@ -441,10 +455,12 @@ def _write_group(group: list[tuple[Article, list[Chunk]]], embedder: Embedder, s
     texts = [embedding_text(article, chunk, embedder) for article, chunks in group
              for chunk in chunks]
     vectors = embedder.embed_documents(texts, progress=progress)
+    items = []
     offset = 0
     for article, chunks in group:
-        store.upsert_article(article, chunks, vectors[offset:offset + len(chunks)])
+        items.append((article, chunks, vectors[offset:offset + len(chunks)]))
         offset += len(chunks)
+    store.upsert_articles(items)
 
 
 def _record_ready(pending: list[tuple[SourceResult, dict[str, str]]], stored_ids: set[str],

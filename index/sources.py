@@ -1,8 +1,9 @@
 """Read article files into `Article`s: plain text, Markdown, JSON / JSON Lines, HTML, RSS / Atom.
 
 Inputs are files, folders (walked recursively, following symbolic links without looping) or
-glob patterns. Every problem is reported as a `(path, reason)` skip, never raised, so one bad
-file cannot stop an indexing run.
+glob patterns. In folders, hidden files and README.* files are not articles and are passed over
+silently; other unsupported files are reported. Every problem is reported as a `(path, reason)`
+skip, never raised, so one bad file cannot stop an indexing run.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ _AUTHOR_KEYS = ("author", "authors")
 _DATE_KEYS = ("published", "published_at", "date")
 _KNOWN_KEYS = frozenset({"title", "source", "url", *_BODY_KEYS, *_AUTHOR_KEYS, *_DATE_KEYS})
 _GLOB_CHARS = re.compile(r"[*?\[]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _TITLE_WORDS = 12
 
 Skip = tuple[str, str]
@@ -376,6 +378,11 @@ def record_article(record: Any, path: str, anchor: str = "") -> Article:
     """One JSON object -> Article (title, body|text|content, source, author(s), date, url)."""
     if not isinstance(record, dict):
         raise _Reject(f"expected a JSON object, got {type(record).__name__}")
+    for key, value in record.items():  # "\ud800" escapes decode to text nothing can encode
+        texts = value if isinstance(value, list) else [value]
+        if any(isinstance(v, str) and _SURROGATE.search(v) for v in texts):
+            raise _Reject(f"field {key!r} holds invalid Unicode (an unpaired surrogate escape "
+                          f"such as \\ud800); fix the text and index it again")
     body_key = next((k for k in _BODY_KEYS if record.get(k) is not None), None)
     if body_key is None:
         raise _Reject("no article text: expected a 'body', 'text' or 'content' field")

@@ -205,28 +205,65 @@ class Store:
     def upsert_article(self, article: Article, chunks: Sequence[Chunk],
                        embeddings: np.ndarray) -> None:
         """Write an article's chunks, then its record (which makes it visible)."""
-        if len(chunks) != len(embeddings) or not chunks:
-            raise StoreError(f"article {article.id}: {len(chunks)} chunks but "
-                             f"{len(embeddings)} embeddings")
-        chunk_col, article_col = self._collections(dimension=int(embeddings.shape[1]))
-        new_ids = [c.id for c in chunks]
+        self.upsert_articles([(article, chunks, embeddings)])
+
+    def upsert_articles(self, items: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]]
+                        ) -> None:
+        """Write several articles in a few batched calls: all chunks first, then the records.
+
+        Same visibility barrier as `upsert_article`: a record is written only after all of its
+        chunks, and stale chunks of a rewritten article are removed before its record.
+        """
+        if not items:
+            return
+        for article, chunks, embeddings in items:
+            if len(chunks) != len(embeddings) or not chunks:
+                raise StoreError(f"article {article.id}: {len(chunks)} chunks but "
+                                 f"{len(embeddings)} embeddings")
+        chunk_col, article_col = self._collections(dimension=int(items[0][2].shape[1]))
+        batch = self._batch_size()
+        ids = [a.id for a, _, _ in items]
         try:
-            stale = set(chunk_col.get(where={"article_id": article.id}, include=[])["ids"])
-            chunk_col.upsert(ids=new_ids, embeddings=embeddings,
-                             documents=[c.text for c in chunks],
-                             metadatas=[_chunk_metadata(article, c) for c in chunks])
-            if stale - set(new_ids):
-                chunk_col.delete(ids=sorted(stale - set(new_ids)))
-            centroid = embeddings.mean(axis=0)
-            centroid = centroid / (np.linalg.norm(centroid) or 1.0)
-            record = {name: getattr(article, name) for name in _META_FIELDS}
-            record.update(published_day=published_day(article.published),
-                          chunk_count=len(chunks), article_id=article.id)
-            article_col.upsert(ids=[article.id], embeddings=centroid[None, :],
-                               documents=[article.body], metadatas=[record])
+            stale: set[str] = set()
+            for begin in range(0, len(ids), 500):
+                stale.update(chunk_col.get(where={"article_id": {"$in": ids[begin:begin + 500]}},
+                                           include=[])["ids"])
+            rows = [(c, article, vector) for article, chunks, embeddings in items
+                    for c, vector in zip(chunks, embeddings, strict=True)]
+            for begin in range(0, len(rows), batch):
+                part = rows[begin:begin + batch]
+                chunk_col.upsert(ids=[c.id for c, _, _ in part],
+                                 embeddings=np.stack([v for _, _, v in part]),
+                                 documents=[c.text for c, _, _ in part],
+                                 metadatas=[_chunk_metadata(a, c) for c, a, _ in part])
+            stale -= {c.id for c, _, _ in rows}
+            if stale:
+                ordered = sorted(stale)
+                for begin in range(0, len(ordered), batch):
+                    chunk_col.delete(ids=ordered[begin:begin + batch])
+            records, centroids = [], []
+            for article, chunks, embeddings in items:
+                centroid = embeddings.mean(axis=0)
+                centroids.append(centroid / (np.linalg.norm(centroid) or 1.0))
+                record = {name: getattr(article, name) for name in _META_FIELDS}
+                record.update(published_day=published_day(article.published),
+                              chunk_count=len(chunks), article_id=article.id)
+                records.append(record)
+            for begin in range(0, len(items), batch):
+                article_col.upsert(ids=ids[begin:begin + batch],
+                                   embeddings=np.stack(centroids[begin:begin + batch]),
+                                   documents=[a.body for a, _, _ in items[begin:begin + batch]],
+                                   metadatas=records[begin:begin + batch])
         except Exception as exc:
-            raise StoreError(f"cannot write article {article.id} "
-                             f"({article.key or article.title!r}): {exc}") from exc
+            first = items[0][0]
+            raise StoreError(f"cannot write {len(items)} article(s) starting with {first.id} "
+                             f"({first.key or first.title!r}): {exc}") from exc
+
+    def _batch_size(self) -> int:
+        try:
+            return max(1, min(1000, int(self._client.get_max_batch_size())))
+        except Exception:  # older servers: a conservative default
+            return 500
 
     def delete_article(self, article_id: str) -> None:
         """Remove an article: its record first (invisible at once), then its chunks."""

@@ -105,9 +105,8 @@ class TextbookRAG:
                 self.build_seconds = float(info.get("build_seconds") or 0.0)
                 return
             self._store = None
-        if self.directory.exists():
-            shutil.rmtree(self.directory)
-        self.directory.mkdir(parents=True)
+            shutil.rmtree(self.directory)  # marker and store disagree: start again
+        self.directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
         splitter = RecursiveCharacterTextSplitter(chunk_size=TEXTBOOK_CHUNK_SIZE,
                                                   chunk_overlap=TEXTBOOK_CHUNK_OVERLAP)
@@ -121,15 +120,20 @@ class TextbookRAG:
                                   "published_day": day_number(doc.published) or 0})
                 ids.append(f"{doc.id}-{ordinal:04d}")
         self._store = self._open()
-        for begin in range(0, len(texts), _TEXTBOOK_BATCH):
-            end = begin + _TEXTBOOK_BATCH
-            self._store.add_texts(texts[begin:end], metadatas=metadatas[begin:end],
-                                  ids=ids[begin:end])
+        # an interrupted build resumes: ids are deterministic, stored ones are skipped
+        present = set(self._store._collection.get(include=[])["ids"])
+        todo = [i for i, chunk_id in enumerate(ids) if chunk_id not in present]
+        for begin in range(0, len(todo), _TEXTBOOK_BATCH):
+            part = todo[begin:begin + _TEXTBOOK_BATCH]
+            self._store.add_texts([texts[i] for i in part],
+                                  metadatas=[metadatas[i] for i in part],
+                                  ids=[ids[i] for i in part])
             if progress:
-                progress("textbook: embedding", min(end, len(texts)), len(texts))
+                progress("textbook: embedding", len(present) + begin + len(part), len(texts))
         self.build_seconds = time.perf_counter() - started
         self.chunk_count = len(texts)
         self._marker.write_text(json.dumps({"chunks": len(texts),
+                                            "resumed_with": len(present),
                                             "build_seconds": self.build_seconds}))
 
     def rank(self, query: str, depth: int, until: str | None) -> list[str]:

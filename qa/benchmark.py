@@ -115,6 +115,7 @@ def evaluate_retrieval(retriever: Any, subset: EvalSubset,
     from dataclasses import replace
 
     results: dict[str, dict[str, float]] = {}
+    vectors = {q.id: retriever.embedder.embed_query(q.query) for q in subset.questions}
     for name, config in configs.items():
         hits = {1: 0, 5: 0, 10: 0}
         mrr = 0.0
@@ -122,7 +123,8 @@ def evaluate_retrieval(retriever: Any, subset: EvalSubset,
         for question in subset.questions:
             started = time.perf_counter()
             passages = retriever.retrieve(question.query, k=10,
-                                          config=replace(config, per_article=1))
+                                          config=replace(config, per_article=1),
+                                          query_embedding=vectors[question.id])
             took.append(time.perf_counter() - started)
             ranking = list(dict.fromkeys(p.article.id for p in passages))
             rank = next((i for i, a in enumerate(ranking) if a in question.gold), None)
@@ -142,6 +144,7 @@ def calibrate_refusal(qa: Any, subset: EvalSubset,
     """Refusal rate on unanswerable questions (answer articles filtered out) and false
     refusals on answerable ones, for several relevance bars."""
     from qa.retriever import Filters
+    from qa.text import content_stems
 
     all_ids = {a.id for a in subset.articles}
     rows = []
@@ -159,8 +162,16 @@ def calibrate_refusal(qa: Any, subset: EvalSubset,
                              and "no passage is close enough" not in coverage.reason)
             chosen = qa.extractive.select(analysis, passages) if analysis.spans else []
             contains = any(_norm(question.answer) in _norm(s.text) for s in chosen)
+            pool = set()
+            for passage in passages:
+                pool.update(content_stems(passage.chunk.text))
+            stems = analysis.question.stems
             rows.append({"answerable": answerable, "best": coverage.best_semantic,
-                         "names_missing": names_missing, "answer_in_quotes": contains})
+                         "names_missing": names_missing, "answer_in_quotes": contains,
+                         "top_score": analysis.spans[0].score if analysis.spans else 0.0,
+                         "top_keyword": analysis.spans[0].keyword if analysis.spans else 0.0,
+                         "stem_coverage": (sum(s in pool for s in stems) / len(stems)
+                                           if stems else 1.0)})
     out: dict[str, Any] = {"questions": len(subset.questions), "bars": {}}
     for bar in bars:
         def refused(row: dict[str, Any], bar: float = bar) -> bool:
@@ -178,6 +189,7 @@ def calibrate_refusal(qa: Any, subset: EvalSubset,
     out["names_gate_refusal_unanswerable"] = (
         sum(r["names_missing"] for r in rows if not r["answerable"])
         / max(len(rows) - len(answerable), 1))
+    out["rows"] = rows
     out["answer_in_quotes"] = (sum(r["answer_in_quotes"] for r in answerable)
                                / max(len(answerable), 1))
     return out

@@ -32,6 +32,8 @@ DEFAULT_MODE: Mode = "hybrid"
 DEFAULT_RRF_K = 60
 DEFAULT_DEPTH = 40
 DEFAULT_PER_ARTICLE = 3
+DEFAULT_DENSE_WEIGHT = 0.5
+DEFAULT_KEYWORD_WEIGHT = 1.0
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -93,6 +95,8 @@ class RetrievalConfig:
     rrf_k: int = DEFAULT_RRF_K
     depth: int = DEFAULT_DEPTH
     per_article: int = DEFAULT_PER_ARTICLE
+    dense_weight: float = DEFAULT_DENSE_WEIGHT
+    keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -204,8 +208,10 @@ class Retriever:
                                                  keyword_rank=rank)
             timings["keyword"] = time.perf_counter() - mark
         for cand in candidates.values():
-            cand.fused = sum(1.0 / (config.rrf_k + rank + 1)
-                             for rank in (cand.dense_rank, cand.keyword_rank) if rank is not None)
+            cand.fused = sum(weight / (config.rrf_k + rank + 1)
+                             for weight, rank in ((config.dense_weight, cand.dense_rank),
+                                                  (config.keyword_weight, cand.keyword_rank))
+                             if rank is not None)
         ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.chunk.id))
         single = len(filters.article_ids) == 1 or (allowed is not None and len(allowed) == 1)
         cap = None if single else config.per_article

@@ -87,12 +87,12 @@ def comparable(text: str) -> str:
 
 
 def strip_control(text: str) -> str:
-    """Remove control characters (keeping tabs and newlines as spaces)."""
+    """Remove control characters and unpaired surrogates (keeping tabs and newlines as spaces)."""
     out = []
     for ch in text:
         if ch in "\t\n\r":
             out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf") and ch not in "\u200d":
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\u200d":
             continue
         else:
             out.append(ch)

@@ -159,3 +159,25 @@ def test_quick_sample_eval_real_system_beats_random(settings, embedder, tmp_path
     assert again.cache["newsqa_reused"] and again.cache["textbook_reused"]
     assert again.systems["newsqa"].hits == report.systems["newsqa"].hits
     assert again.systems["textbook"].hits == report.systems["textbook"].hits
+
+
+# --- benchmarks ------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_scale_benchmark_measures_the_store_and_writes_markdown(settings, tmp_path: Path
+                                                                 ) -> None:
+    from qa.evaluation import benchmarks_markdown, machine_info, run_scale_benchmark
+
+    scale = run_scale_benchmark(settings, sizes=(200, 600))
+    rows = scale["rows"]
+    assert [r["chunks"] for r in rows] == [200, 600]
+    assert [r["stored_chunks"] for r in rows] == [200, 600]
+    assert all(r["disk_bytes"] > 0 and r["serve_rss"] > 0 and r["query_p50_ms"] > 0
+               for r in rows)
+    assert rows[1]["disk_bytes"] > rows[0]["disk_bytes"]
+    assert scale["product_path"]["chunks"] == 200
+    assert scale["capacity"]["chunks_in_budget"] > 0
+    text = benchmarks_markdown({"machine": machine_info(settings), "scale": scale})
+    assert "| 600 |" in text and "NEWSQA_CHROMA_URL" in text
+    assert not (settings.data_dir / "bench" / "scale").exists()

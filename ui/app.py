@@ -207,7 +207,8 @@ def build_app(qa: NewsQA) -> gr.Blocks:
       configured articles folder (settings.seeds_dir; uploads and other articles are kept) and
       returns the report: indexed, updated, unchanged, skipped, removed, errors [{file, reason}].
 
-    Chat, upload and table events are hidden from the API docs.
+    With a password set (NEWSQA_AUTH), pass it to the client: `Client(url, auth=(user, pw))`.
+    Chat, upload and table events are private (not callable from scripts, not in the API page).
     """
     settings = qa.settings
     index_lock = threading.Lock()
@@ -265,6 +266,12 @@ def build_app(qa: NewsQA) -> gr.Blocks:
             log.warning("question failed: %s", exc)
             chat[-1] = {"role": "assistant",
                         "content": render.render_error_html(f"Could not answer: {exc}")}
+            yield chat, gr.skip(), turns, message
+            return
+        except Exception:  # a bug or a broken store: say so in the chat, details in the log
+            log.exception("question failed unexpectedly: %r", question)
+            chat[-1] = {"role": "assistant", "content": render.render_error_html(
+                "Something went wrong while answering; the details are in the server log.")}
             yield chat, gr.skip(), turns, message
             return
         if answer is None:
@@ -413,7 +420,10 @@ def build_app(qa: NewsQA) -> gr.Blocks:
     # -- layout --------------------------------------------------------------------------------
 
     hidden = {"api_visibility": "private"}
-    with gr.Blocks(title="newsqa — ask the news archive", fill_width=True) as demo:
+    # delete_cache: Gradio keeps its own temporary copy of every upload; drop those hourly
+    # (the article itself lives on in settings.uploads_dir).
+    with gr.Blocks(title="newsqa — ask the news archive", fill_width=True,
+                   delete_cache=(3600, 3600)) as demo:
         with gr.Column(elem_classes="nq-header"):
             gr.HTML("<h1>newsqa</h1><p>Ask questions about the indexed news articles. "
                     "Every answer quotes its sources: check the highlighted passages.</p>")

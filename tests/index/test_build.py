@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 import index
+from index import build
 from index.build import IndexReport, generation, index_lock, rebuild, stats, update
 from index.embedding import Embedder
 from index.errors import IndexingError, IndexLockedError, ModelMismatchError
@@ -103,7 +104,15 @@ def test_no_change_rerun_reads_nothing_and_does_not_load_the_model(
     first = update([corpus], settings, embedder=embedder)
     stamp = generation(settings)
     fresh = Embedder()
-    again = update([corpus], settings, embedder=fresh)
+    Store(settings, model_name=settings.embedding_model).query(
+        embedder.embed_query("bridge"), k=2)  # a reader (the web app) does not count as a change
+
+    def untouchable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a no-change run must not open the store")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "_collections", untouchable)
+        again = update([corpus], settings, embedder=fresh)
     assert not fresh.is_loaded and not again.model_loaded
     assert (again.indexed, again.updated, again.removed, again.chunks_added) == (0, 0, 0, 0)
     assert again.unchanged == first.indexed
@@ -186,28 +195,32 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
     update([corpus], clean, embedder=embedder)
     expected = ids_and_chunks(clean)
 
-    real_upsert = Store.upsert_article
+    real_upsert = Store.upsert_articles
     calls = {"n": 0}
 
-    def crashing(self: Store, article: Article, chunks: list[Chunk],
-                 embeddings: np.ndarray) -> None:
+    def crashing(self: Store, items: list[tuple[Article, list[Chunk], np.ndarray]]) -> None:
         calls["n"] += 1
-        if calls["n"] == 4:  # die after the chunks but before the article record
+        if calls["n"] == 4:  # die after writing the chunks but before the article record
+            article, chunks, embeddings = items[0]
             chunk_col, _ = self._collections(dimension=int(embeddings.shape[1]))
             chunk_col.upsert(ids=[c.id for c in chunks], embeddings=embeddings,
                              documents=[c.text for c in chunks],
                              metadatas=[{"article_id": article.id, "ordinal": c.ordinal,
                                          "start": c.start, "end": c.end} for c in chunks])
             raise RuntimeError("simulated crash")
-        real_upsert(self, article, chunks, embeddings)
+        real_upsert(self, items)
 
-    monkeypatch.setattr(Store, "upsert_article", crashing)
+    monkeypatch.setattr(build, "EMBED_GROUP", 1)  # one article per write: crash half-way
+    monkeypatch.setattr(Store, "upsert_articles", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
         update([corpus], settings, embedder=embedder)
-    monkeypatch.setattr(Store, "upsert_article", real_upsert)
+    monkeypatch.setattr(Store, "upsert_articles", real_upsert)
+    partial = Store(settings, model_name=settings.embedding_model)
+    assert partial.count()[0] == 3 and partial.count()[1] > sum(
+        n for _, n in partial.list_articles())  # three articles and some orphan chunks
 
     report = update([corpus], settings, embedder=embedder)
-    assert report.articles == 9 and report.indexed == 9
+    assert report.articles == 9 and (report.unchanged, report.indexed) == (3, 6)
     assert ids_and_chunks(settings) == expected  # same ids, no duplicates, no orphans
     store = Store(settings, model_name=settings.embedding_model)
     assert store.count() == (9, len(expected[1]))

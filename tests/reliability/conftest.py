@@ -43,9 +43,10 @@ def serve_app(settings: Settings, embedder: Any, *, auth: str = "",
         demo.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def served(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> Iterator[Served]:
-    """A server over seeds/ + the small corpus; tests must not change what it has indexed."""
+    """A server over seeds/ + the small corpus (uploads up to 1 MB), shared by the reliability
+    tests; they must not change what it has indexed."""
     work = tmp_path_factory.mktemp("served")
     seeds = make_corpus(work / "articles")
     settings = settings_for(work / "data", seeds_dir=seeds, max_upload_mb=1)

@@ -1,7 +1,8 @@
 """Crash the indexer with kill -9 at random (seeded) moments and check the store converges.
 
 Each cycle starts `newsqa index` as a separate process, kills it (SIGKILL, no clean-up) at a
-random moment within the time a clean build takes, checks that the store still opens and that
+random moment (during start-up, embedding, the writes of article records, or the keyword index
+and generation stamp), checks that the store still opens and that
 readers see no half-written article, then re-runs the indexer to completion and checks the
 store holds exactly what a clean build holds: same article ids, same chunk ids, no orphan
 chunks, no duplicate ordinals, and a keyword index over exactly those chunks.
@@ -16,6 +17,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -39,8 +41,8 @@ from tests.reliability.harness import (
     snapshot,
 )
 
-#: Progress stages after the model has loaded: chunking, embedding and writing the store.
-WRITE_STAGES = ("chunk", "embed", "cleanup", "keyword")
+_COUNT = re.compile(r"(\d+)/(\d+)")
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]|\[A")
 
 
 @dataclass
@@ -49,6 +51,7 @@ class Kill:
 
     cycle: int
     after_s: float
+    where: str
     stage: str
     finished_first: bool
     after_kill: dict[str, Any]
@@ -68,33 +71,65 @@ class CrashReport:
 
     @property
     def problems(self) -> list[str]:
-        return [f"cycle {k.cycle} (kill after {k.after_s:.1f}s, {k.stage}): {p}"
+        return [f"cycle {k.cycle} (kill after {k.after_s:.1f}s, {k.where}): {p}"
                 for k in self.kills for p in k.problems]
 
     def summary(self) -> dict[str, Any]:
         real = [k for k in self.kills if not k.finished_first]
-        stages: dict[str, int] = {}
+        modes: dict[str, int] = {}
         for k in real:
-            stages[k.stage] = stages.get(k.stage, 0) + 1
+            mode = k.where.split("+")[0]
+            modes[mode] = modes.get(mode, 0) + 1
+        reference_articles = self.reference.get("articles", 0)
         return {"seed": self.seed, "files": self.files, "reference": self.reference,
                 "clean_build_s": round(self.clean_build_s, 1), "kills": len(real),
                 "runs_that_finished_before_the_kill": len(self.kills) - len(real),
-                "kill_stages": stages,
-                "orphans_left_by_kills": sum(k.after_kill.get("orphans", 0) for k in real),
+                "kills_by_moment": modes,
+                "kills_leaving_a_partial_store": sum(
+                    1 for k in real if 0 < k.after_kill.get("articles", 0) < reference_articles
+                    or k.after_kill.get("orphans", 0)),
+                "kills_leaving_orphan_chunks": sum(1 for k in real
+                                                   if k.after_kill.get("orphans", 0)),
+                "orphan_chunks_left_by_kills": sum(k.after_kill.get("orphans", 0)
+                                                   for k in real),
                 "converged": sum(1 for k in self.kills if not k.problems),
                 "problems": self.problems}
 
 
 class _StderrWatcher:
-    """Reads a child's stderr in the background: the last progress line, when writing began."""
+    """Reads a child's stderr (tqdm bars) in the background and notes when stages begin.
+
+    Events: "embed" (first embedding progress), "embed_done" (all chunks embedded: the store
+    writes follow), "keyword" (keyword index and generation stamp).
+    """
 
     def __init__(self, proc: subprocess.Popen) -> None:
-        self.writing_after: float | None = None
+        self.events: dict[str, float] = {}
         self.last = ""
         self.text: list[str] = []
         self._began = time.monotonic()
         self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
         self._thread.start()
+
+    @property
+    def writing_after(self) -> float | None:
+        return self.events.get("embed")
+
+    def _note(self, line: str) -> None:
+        if not line:
+            return
+        self.last = line
+        now = time.monotonic() - self._began
+        if line.startswith("embed"):
+            self.events.setdefault("embed", now)
+            count = _COUNT.search(line)
+            if count and count.group(1) == count.group(2) and count.group(2) != "0":
+                self.events.setdefault("embed_done", now)
+        elif line.startswith(("cleanup", "keyword")):
+            self.events.setdefault("embed", now)
+            self.events.setdefault("embed_done", now)
+            if line.startswith("keyword"):
+                self.events.setdefault("keyword", now)
 
     def _read(self, proc: subprocess.Popen) -> None:
         assert proc.stderr is not None
@@ -104,20 +139,21 @@ class _StderrWatcher:
             if not piece:
                 return
             self.text.append(piece)
-            if piece not in "\r\n":
-                buffer += piece
-                if self.writing_after is None and buffer.lstrip().startswith(WRITE_STAGES):
-                    self.writing_after = time.monotonic() - self._began
+            if piece in "\r\n":
+                self._note(_ANSI.sub("", buffer).strip())
+                buffer = ""
                 continue
-            if buffer.strip():
-                self.last = buffer.strip()
-            buffer = ""
+            buffer += piece
+            if piece == "]":  # a tqdm line is complete: "embed: 100%|…| 54/54 [00:01<00:00]"
+                self._note(_ANSI.sub("", buffer).strip())
 
     def stage(self) -> str:
-        """The progress stage of the last line (e.g. 'embed'), or 'start-up'."""
+        """The last progress line as 'stage done/total' ('embed 54/54' = writing the store)."""
         if not self.last:
             return "start-up"
-        return self.last.split(":", 1)[0].strip()[:40] or "start-up"
+        name = self.last.split(":", 1)[0].strip()[:40] or "start-up"
+        count = _COUNT.search(self.last)
+        return f"{name} {count.group(0)}" if count else name
 
     def join(self) -> str:
         self._thread.join(timeout=10)
@@ -183,30 +219,43 @@ def converge_problems(data_dir: Path, reference: StoreSnapshot) -> tuple[StoreSn
 
 
 def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
-                    write_window: float, startup_share: float) -> tuple[float, str, bool]:
-    """Start an indexer and SIGKILL it: usually a random moment after it began chunking and
-    writing (within `write_window` s), sometimes during start-up. (seconds, stage, finished)."""
+                    write_window: float, startup_share: float
+                    ) -> tuple[float, str, str, bool]:
+    """Start an indexer and SIGKILL it at a random moment.
+
+    Returns (seconds, where: the anchor, last progress line, finished before the kill).
+
+    Where: during start-up (`startup_share`), or just after embedding finished (while article
+    records are written), anywhere in the measured write window after embedding began, or
+    while the keyword index and generation stamp are published.
+    """
     began = time.monotonic()
     proc = _index_process(paths, data_dir)
     watcher = _StderrWatcher(proc)
-    early = rng.random() < startup_share
-    delay = rng.uniform(0.3, 6.0) if early else rng.uniform(0.0, write_window)
+    pick = rng.random()
+    if pick < startup_share:
+        anchor, delay = "", rng.uniform(0.3, 6.0)
+    elif pick < startup_share + 0.4:
+        anchor, delay = "embed_done", rng.uniform(0.0, 0.6)
+    elif pick < startup_share + 0.65:
+        anchor, delay = "embed", rng.uniform(0.0, write_window)
+    else:
+        anchor, delay = "keyword", rng.uniform(0.0, 0.4)
     finished = False
     while True:
         if proc.poll() is not None:
             finished = True
             break
-        now = time.monotonic() - began
-        anchor = 0.0 if early else watcher.writing_after
-        if anchor is not None and now >= anchor + delay:
+        start = 0.0 if not anchor else watcher.events.get(anchor)
+        if start is not None and time.monotonic() - began >= start + delay:
             break
-        time.sleep(0.02)
+        time.sleep(0.01)
     stage = watcher.stage()
     after = time.monotonic() - began
     if not finished:
         kill_group(proc)
     watcher.join()
-    return after, stage, finished
+    return after, f"{anchor or 'start-up'}+{delay:.2f}s", stage, finished
 
 
 def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
@@ -241,26 +290,30 @@ def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
         data_dir = work / f"crash-{cycle:02d}"
         kill: Kill | None = None
         for _ in range(min(kills_per_cycle, kills - done)):
-            after_s, stage, finished = _kill_at_random(paths, data_dir, rng, write_window,
-                                                       startup_share)
+            after_s, where, stage, finished = _kill_at_random(paths, data_dir, rng,
+                                                              write_window, startup_share)
             after = snapshot(settings_for(data_dir))
             problems = [] if after.opened else [f"store does not open after kill: {after.error}"]
             if after.incomplete_articles:
                 problems.append(f"visible articles missing chunks after the kill: "
                                 f"{list(after.incomplete_articles)[:3]}")
-            kill = Kill(cycle, after_s, stage, finished, after.to_dict(), {}, problems)
+            kill = Kill(cycle, after_s, where, stage, finished, after.to_dict(), {}, problems)
             report.kills.append(kill)
             done += 0 if finished else 1
             log(f"cycle {cycle}: {'finished before the kill' if finished else 'killed'} after "
-                f"{after_s:.1f}s ({stage}); store {after.to_dict()}")
-        rerun = run_cli("index", *map(str, paths), "--json", "--quiet", data_dir=data_dir,
-                        timeout=900)
-        snap, problems = converge_problems(data_dir, reference)
-        if rerun.returncode != 0:
-            problems.insert(0, f"re-run exited {rerun.returncode}: {rerun.stderr[-500:]}")
-        else:
-            index_json(rerun)
+                f"{after_s:.1f}s ({where}; last progress: {stage}); store {after.to_dict()}")
+            if finished or after.chunk_ids == reference.chunk_ids:
+                break  # nothing left for another kill to interrupt in this folder
         assert kill is not None
+        rerun = None
+        if not kill.finished_first:  # a run that finished needs no re-run, only the check
+            rerun = run_cli("index", *map(str, paths), "--json", "--quiet",
+                            data_dir=data_dir, timeout=900)
+        snap, problems = converge_problems(data_dir, reference)
+        if rerun is not None and rerun.returncode != 0:
+            problems.insert(0, f"re-run exited {rerun.returncode}: {rerun.stderr[-500:]}")
+        elif rerun is not None:
+            index_json(rerun)
         kill.after_rerun = snap.to_dict()
         kill.problems += problems
         log(f"cycle {cycle}: re-run -> {snap.to_dict()}"
@@ -272,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--kills", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--articles", type=int, default=24,
+    parser.add_argument("--articles", type=int, default=60,
                         help="generated articles besides the seed and the small corpus")
     parser.add_argument("--work", type=Path, help="keep the stores here (default: a temp dir)")
     args = parser.parse_args(argv)

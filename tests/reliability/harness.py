@@ -277,11 +277,15 @@ def citation_problems(answer: dict[str, Any], bodies: dict[str, str]) -> list[st
 
 
 def cites_expected(answer: dict[str, Any], question: Question) -> bool:
-    """True when the answer is found and cites the expected article (any passage of it)."""
+    """True when the answer is found and cites the expected article (any passage of it).
+
+    The web API names the article's file `file` (gradio_client would try to download a `path`).
+    """
     if question.article is None:
         return True
     return bool(answer.get("found")) and any(
-        question.article in (c.get("path") or "") for c in answer.get("citations") or [])
+        question.article in (c.get("path") or c.get("file") or "")
+        for c in answer.get("citations") or [])
 
 
 def quotes_phrase(answer: dict[str, Any], question: Question) -> bool:

@@ -31,14 +31,17 @@ from tests.reliability.harness import (
     CORPUS_LATE,
     LATE_QUESTIONS,
     QUESTIONS,
+    ROOT,
     ask_api,
     check_load,
     cites_expected,
+    cli_env,
     client,
     free_port,
     loopback_only,
     make_corpus,
     popen_cli,
+    quotes_phrase,
     run_cli,
     run_users,
     settings_for,
@@ -48,14 +51,26 @@ from tests.reliability.harness import (
 
 
 def start_server(data_dir: Path, seeds: Path, port: int, *, auth: str = "",
-                 log_file: Path | None = None) -> subprocess.Popen:
-    """`newsqa serve` on 127.0.0.1:port over data_dir, indexing `seeds` on first start."""
+                 log_file: Path | None = None, concurrency: int | None = None
+                 ) -> subprocess.Popen:
+    """`newsqa serve` on 127.0.0.1:port over data_dir, indexing `seeds` on first start.
+
+    `concurrency` overrides ui.app.CONCURRENCY (Gradio's default_concurrency_limit) to compare
+    queue settings; None runs the command exactly as users do.
+    """
     env = {"NEWSQA_SEEDS_DIR": str(seeds)}
     if auth:
         env["NEWSQA_AUTH"] = auth
     out = open(log_file, "w") if log_file else subprocess.DEVNULL  # noqa: SIM115
-    return popen_cli("serve", "--host", "127.0.0.1", "--port", str(port), data_dir=data_dir,
-                     env=env, stdout=out, stderr=subprocess.STDOUT)
+    args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if concurrency is None:
+        return popen_cli(*args, data_dir=data_dir, env=env, stdout=out,
+                         stderr=subprocess.STDOUT)
+    code = (f"import sys, ui.app; ui.app.CONCURRENCY = {int(concurrency)}; "
+            f"from ui.cli import main; main(sys.argv[1:])")
+    return subprocess.Popen([sys.executable, "-c", code, *args], stdout=out,
+                            stderr=subprocess.STDOUT, cwd=ROOT, env=cli_env(data_dir, env),
+                            start_new_session=True)
 
 
 def stop_server(proc: subprocess.Popen) -> None:
@@ -71,7 +86,8 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 
 def run_load(work: Path, *, users: int, questions: int, time_limit: float,
-             reindex: bool = False, log: Any = print) -> dict[str, Any]:
+             reindex: bool = False, concurrency: int | None = None,
+             log: Any = print) -> dict[str, Any]:
     """Start the server, run the users (and the indexer), return the figures and problems."""
     seeds = make_corpus(work / "articles")
     data_dir = work / "data"
@@ -79,7 +95,7 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
     port = free_port()
     server_log = work / "server.log"
     began = time.monotonic()
-    server = start_server(data_dir, seeds, port, log_file=server_log)
+    server = start_server(data_dir, seeds, port, log_file=server_log, concurrency=concurrency)
     problems: list[str] = []
     figures: dict[str, Any] = {}
     try:
@@ -117,6 +133,9 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
         misses = sorted({r.question.text for r in report.results
                          if r.answer and not cites_expected(r.answer, r.question)})
         figures["questions_not_answered_from_the_expected_article"] = misses
+        problems += [f"not answered from the expected article: {q!r}" for q in misses]
+        figures["answers_quoting_the_key_phrase"] = sum(
+            1 for r in report.results if r.answer and quotes_phrase(r.answer, r.question))
         if reindex:
             late = []
             for question in LATE_QUESTIONS:
@@ -148,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="seconds for the whole run of questions")
     parser.add_argument("--reindex", action="store_true",
                         help="index new articles from another process while users ask")
+    parser.add_argument("--concurrency", type=int,
+                        help="override the server's Gradio concurrency limit (default: as shipped)")
     parser.add_argument("--work", type=Path, help="keep data and server log here")
     args = parser.parse_args(argv)
     loopback_only()
@@ -155,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
         work = args.work or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         figures = run_load(work, users=args.users, questions=args.questions,
-                           time_limit=args.time_limit, reindex=args.reindex)
+                           time_limit=args.time_limit, reindex=args.reindex,
+                           concurrency=args.concurrency)
     print(json.dumps(figures, indent=2))
     return 1 if figures["problems"] else 0
 

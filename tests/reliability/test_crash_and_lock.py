@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from index import build
+from tests.reliability.conftest import Served
 from tests.reliability.crash import converge_problems, run_crashes
 from tests.reliability.harness import (
+    QUESTIONS,
     StoreSnapshot,
-    index_json,
+    ask_api,
+    client,
     make_bulk_corpus,
     make_corpus,
     popen_cli,
@@ -88,7 +91,20 @@ def test_indexer_refuses_while_another_holds_the_lock(corpus: Path, tmp_path: Pa
     assert "Traceback" not in refused.stderr
     after = snapshot(settings_for(data_dir))
     assert (after.article_ids, after.chunk_ids) == (before.article_ids, before.chunk_ids)
-    # Once the lock is free, the same command works.
-    done = run_cli("index", str(extra), "--json", "--quiet", data_dir=data_dir)
-    assert index_json(done)["indexed"] == 2
+    # Once the lock is free, indexing works again.
+    assert build.update([extra], settings_for(data_dir), embedder=embedder).indexed == 2
     assert snapshot(settings_for(data_dir)).article_count == before.article_count + 2
+
+
+def test_server_index_endpoint_refuses_clearly_while_an_indexer_runs(served: Served) -> None:
+    """`/index` on the running server while a desk's `newsqa index` holds the lock."""
+    from gradio_client.exceptions import AppError
+
+    api = client(served.url)
+    before = snapshot(served.settings)
+    with build.index_lock(served.settings), pytest.raises(AppError, match="another indexer"):
+        api.predict(api_name="/index")
+    report = api.predict(api_name="/index")  # free again: an incremental no-op
+    assert report["errors"] == [] and report["indexed"] == 0, report
+    assert ask_api(api, QUESTIONS[0].text)["found"]
+    assert snapshot(served.settings).to_dict() == before.to_dict()

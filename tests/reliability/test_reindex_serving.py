@@ -112,3 +112,51 @@ def test_new_articles_from_another_process_are_answerable_without_restart(
         assert not after.problems()
         assert after.article_ids >= before.article_ids
         assert after.article_count == before.article_count + 3
+
+
+WRITER = """
+import sys
+import numpy as np
+from index.records import Article, Chunk
+from index.settings import Settings
+from index.store import Store
+
+store = Store(Settings(data_dir=sys.argv[1]), model_name="fake-384")
+rng = np.random.default_rng(int(sys.argv[2]))
+for i in range(int(sys.argv[2]), int(sys.argv[3])):
+    body = f"Article number {i} about topic {i}. " * 4
+    article = Article(title=f"t{i}", body=body, path=f"/x/{i}.txt")
+    vector = rng.normal(size=(1, 384)).astype("float32")
+    store.upsert_article(article, [Chunk(article.id, 0, 0, len(body), body)],
+                         vector / np.linalg.norm(vector))
+"""
+
+
+def test_store_reopen_sees_vectors_written_by_another_process(tmp_path: Path) -> None:
+    """Embedded Chroma caches one vector index per path per process; reopen must drop it."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from index.settings import Settings
+    from index.store import Store
+    from tests.reliability.harness import ROOT, cli_env
+
+    data_dir = tmp_path / "data"
+
+    def write(start: int, end: int) -> None:
+        subprocess.run([sys.executable, "-c", WRITER, str(data_dir), str(start), str(end)],
+                       check=True, cwd=ROOT, env=cli_env(data_dir), timeout=300)
+
+    write(0, 1)
+    store = Store(Settings(data_dir=data_dir), model_name="fake-384")
+    probe = np.full(384, 1 / np.sqrt(384), dtype="float32")
+    assert len(store.query(probe, 50)) == 1
+    write(1, 8)  # another process adds 7 articles
+    assert store.count() == (8, 8)  # the tables are shared at once...
+    store.reopen()  # ...the vector index only after a reopen
+    assert len(store.query(probe, 50)) == 8
+    write(8, 10)
+    store.reopen()
+    assert len(store.query(probe, 50)) == 10

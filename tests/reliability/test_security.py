@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from index import build
-from tests.reliability.conftest import Served
+from tests.reliability.conftest import Served, serve_app
 from tests.reliability.harness import (
     BAD_INPUTS,
     QUESTIONS,
@@ -54,6 +54,7 @@ def test_served_app_listens_on_loopback_only(served: Served) -> None:
     assert listening_addresses(port) == {"127.0.0.1"}
 
 
+@pytest.mark.slow
 def test_cli_server_defaults_to_loopback_and_enforces_auth(tmp_path: Path) -> None:
     """The real `newsqa serve` (no --host): bound to 127.0.0.1; a wrong password is refused."""
     import httpx
@@ -85,6 +86,24 @@ def test_cli_server_defaults_to_loopback_and_enforces_auth(tmp_path: Path) -> No
         assert "WARNING" not in log.read_text()
     finally:
         stop_server(server)
+
+
+def test_auth_wrong_password_is_refused(served: Served, embedder: Any) -> None:
+    """A second app with a password over the same (already indexed) store."""
+    import httpx
+    from gradio_client.exceptions import AuthenticationError
+
+    with serve_app(served.settings, embedder, auth="desk:s3cret") as app:
+        for wrong in (("desk", "nope"), ("root", "s3cret"), None):
+            with pytest.raises((AuthenticationError, ValueError, httpx.HTTPError)):
+                ask_api(client(app.url, auth=wrong), QUESTIONS[0].text)
+        refused = httpx.post(app.url + "gradio_api/call/ask", json={"data": ["x"]}, timeout=30)
+        assert refused.status_code in (401, 403), refused.text[:200]
+        login = httpx.post(app.url + "login", data={"username": "desk", "password": "nope"},
+                           timeout=30)
+        assert login.status_code in (400, 401, 403), login.text[:200]
+        answer = ask_api(client(app.url, auth=("desk", "s3cret")), QUESTIONS[1].text)
+        assert answer["found"] and answer["citations"]
 
 
 @pytest.mark.parametrize(("host", "auth", "warned"), [

@@ -147,7 +147,7 @@ def test_markup_in_articles_is_shown_as_text(page: Any, live_app: LiveApp) -> No
     assert page.locator("a[href^='javascript:']").count() == 0
 
 
-def test_wrong_password_is_refused(browser: Any, live_app: LiveApp) -> None:
+def test_password_is_required_when_auth_is_set(browser: Any, live_app: LiveApp) -> None:
     from ui.app import serve
 
     port = free_port()
@@ -166,6 +166,16 @@ def test_wrong_password_is_refused(browser: Any, live_app: LiveApp) -> None:
         page.fill("input[type=password]", "s3cret-pass")
         page.keyboard.press("Enter")
         page.wait_for_selector("#nq-question textarea")
+
+        # scripts need the same password
+        from gradio_client import Client
+
+        url = f"http://127.0.0.1:{port}/"
+        with pytest.raises(ValueError, match="Could not login"):
+            Client(url, auth=("editor", "wrong"), verbose=False)
+        client = Client(url, auth=("editor", "s3cret-pass"), verbose=False)
+        assert client.predict(TRENTA, api_name="/ask")["found"] is True
+        client.close()
     finally:
         context.close()
         demo.close()
