@@ -275,7 +275,12 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
                 continue  # unreadable now: keep what was indexed from it before
             refs: dict[str, str] = {}
             for article in result.articles:
-                refs.setdefault(article.key, article.id)
+                if article.key in refs:
+                    if refs[article.key] != article.id:
+                        counts.errors.append((article.key, "another article in "
+                                              f"{result.path} has the same URL; kept the first"))
+                    continue
+                refs[article.key] = article.id
                 if (force or article.id not in stored_ids) and article.id not in new_articles:
                     new_articles[article.id] = article
             plans.append((result, refs))

@@ -158,15 +158,15 @@ def calibrate_refusal(qa: Any, subset: EvalSubset,
             passages = qa.retriever_engine.retrieve(question.query, filters=filters)
             analysis = qa.extractive.analyse(question.query, passages)
             coverage = analysis.coverage
-            names_missing = (not coverage.found
-                             and "no passage is close enough" not in coverage.reason)
+            names_missing = "not mentioned" in coverage.reason
             chosen = qa.extractive.select(analysis, passages) if analysis.spans else []
             contains = any(_norm(question.answer) in _norm(s.text) for s in chosen)
             pool = set()
             for passage in passages:
                 pool.update(content_stems(passage.chunk.text))
             stems = analysis.question.stems
-            rows.append({"answerable": answerable, "best": coverage.best_semantic,
+            rows.append({"answerable": answerable, "refused": not coverage.found,
+                         "best": coverage.best_semantic,
                          "names_missing": names_missing, "answer_in_quotes": contains,
                          "top_score": analysis.spans[0].score if analysis.spans else 0.0,
                          "top_keyword": analysis.spans[0].keyword if analysis.spans else 0.0,
@@ -189,6 +189,11 @@ def calibrate_refusal(qa: Any, subset: EvalSubset,
     out["names_gate_refusal_unanswerable"] = (
         sum(r["names_missing"] for r in rows if not r["answerable"])
         / max(len(rows) - len(answerable), 1))
+    unanswerable = [r for r in rows if not r["answerable"]]
+    out["default_gate"] = {
+        "false_refusal": sum(r["refused"] for r in answerable) / max(len(answerable), 1),
+        "refusal_unanswerable": (sum(r["refused"] for r in unanswerable)
+                                 / max(len(unanswerable), 1))}
     out["rows"] = rows
     out["answer_in_quotes"] = (sum(r["answer_in_quotes"] for r in answerable)
                                / max(len(answerable), 1))

@@ -81,8 +81,12 @@ W_NAMES = 0.10
 W_SPEAKER = 0.30
 W_TYPE = 0.10
 W_PRIOR = 0.05
-#: Below this best span similarity the articles are taken not to answer (see benchmark.py).
-RELEVANCE_BAR = 0.30
+#: Not found when the best span similarity is below RELEVANCE_BAR and the top span holds less
+#: than KEYWORD_BAR of the question's (rarity-weighted) words, or when under STEM_COVERAGE_BAR
+#: of the question's words occur in the passages at all (calibrated in qa/benchmark.py).
+RELEVANCE_BAR = 0.50
+KEYWORD_BAR = 0.40
+STEM_COVERAGE_BAR = 0.60
 MAX_SPANS = 4
 #: Candidate spans embedded per question at most (latency bound on long articles).
 MAX_EMBEDDED = 32
@@ -332,12 +336,15 @@ class ExtractiveAnswerer:
 
     def __init__(self, embedder: Any, *, article_loader: Any = None,
                  relevance_bar: float = RELEVANCE_BAR, max_spans: int = MAX_SPANS,
-                 max_embedded: int = MAX_EMBEDDED) -> None:
+                 max_embedded: int = MAX_EMBEDDED, keyword_bar: float = KEYWORD_BAR,
+                 stem_coverage_bar: float = STEM_COVERAGE_BAR) -> None:
         self.embedder = embedder
         self.article_loader = article_loader
         self.relevance_bar = relevance_bar
         self.max_spans = max_spans
         self.max_embedded = max_embedded
+        self.keyword_bar = keyword_bar
+        self.stem_coverage_bar = stem_coverage_bar
         self._articles = _LRU(512)
         self._vectors = _LRU(50000)
 
@@ -487,7 +494,8 @@ class ExtractiveAnswerer:
 
     def coverage(self, info: QuestionInfo, passages: Sequence[Passage],
                  spans: Sequence[ScoredSpan]) -> Coverage:
-        """Do the passages speak about what the question asks? Names, quotes, similarity."""
+        """Do the passages speak about what the question asks? Names, quoted terms, key
+        words and similarity (bars calibrated on RealTime QA, see qa/benchmark.py)."""
         best = max((s.semantic for s in spans), default=0.0)
         pool: list[str] = []
         for passage in passages:
@@ -502,7 +510,14 @@ class ExtractiveAnswerer:
         for term in info.quoted:
             if " ".join(w.lower for w in words(term)) not in joined:
                 return Coverage(False, f"“{term}” does not occur in the passages found", best)
-        if best < self.relevance_bar:
+        if info.stems:
+            present = {stem(w) for w in pool}
+            share = sum(s in present for s in info.stems) / len(info.stems)
+            if share < self.stem_coverage_bar:
+                return Coverage(False, "most key words of the question do not occur in the "
+                                       "passages found", best)
+        top_keyword = spans[0].keyword if spans else 0.0
+        if best < self.relevance_bar and top_keyword < self.keyword_bar:
             return Coverage(False, "no passage is close enough to the question", best)
         return Coverage(True, "", best)
 

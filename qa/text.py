@@ -28,7 +28,7 @@ isn it its itself just let me more most my myself no nor not now of off on once 
 ours ourselves out over own same she should so some such than that the their theirs them
 themselves then there these they this those through to too under until up very was we were what
 when where which while who whom whose why will with would you your yours yourself yourselves
-s t ll ve re d m say said says tell told according recently new week year
+s t ll ve re d m say said says tell told according recently new week year much many
 """)
 
 QUESTION_WORDS = wordset(
@@ -116,6 +116,9 @@ def question_names(question: str) -> list[str]:
             is_name = False
         if word.text.isupper() and len(word.text) > 1:
             is_name = True
+        elif is_name and not run and _sentence_initial(question, word) and (
+                index + 1 >= len(tokens) or not tokens[index + 1].capitalised):
+            is_name = False  # "Approximately how many..." / "Due to...": just a first word
         if is_name:
             run.append(word.text)
         else:
@@ -125,6 +128,22 @@ def question_names(question: str) -> list[str]:
     if run:
         names.append(" ".join(run))
     return names
+
+
+def _sentence_initial(text: str, word: Word) -> bool:
+    before = text[:word.start].rstrip(" \t\"“‘'(")
+    return not before or before[-1] in ".?!:;\n"
+
+
+#: Common abbreviations and what articles write instead.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "us": ("u s", "usa", "united states", "america", "american", "americans"),
+    "usa": ("u s", "us", "united states", "america"),
+    "uk": ("u k", "britain", "british", "united kingdom"),
+    "eu": ("e u", "european union", "europe", "european"),
+    "un": ("u n", "united nations"),
+    "nato": ("north atlantic",),
+}
 
 
 _QUOTED = re.compile(r"[\"“”«»]([^\"“”«»]{2,200})[\"“”«»]|(?<![\w])'([^']{2,200})'(?![\w])")
@@ -146,6 +165,8 @@ def name_matches(name: str, haystack_words: Iterable[str]) -> bool:
         if low in pool or stem(low) in stems:
             continue
         if len(low) >= 6 and any(w.startswith(low[:5]) for w in pool):
+            continue
+        if any(all(w in pool for w in alias.split()) for alias in ALIASES.get(low, ())):
             continue
         return False
     return True

@@ -266,3 +266,15 @@ def test_model_mismatch_and_rebuild(corpus: Path, settings: Settings,
     report = rebuild([corpus], settings, embedder=embedder)
     assert report.articles == 9 and article.id not in Store(
         settings, model_name=settings.embedding_model).article_ids()
+
+
+def test_same_url_twice_in_a_file_keeps_the_first(tmp_path: Path, settings: Settings,
+                                                  embedder: Embedder) -> None:
+    path = write(tmp_path / "dup.jsonl", "\n".join(json.dumps(r) for r in [
+        {"title": "One", "body": "First version of the story.", "url": "https://x.org/a"},
+        {"title": "Two", "body": "Second, different story.", "url": "https://x.org/a"},
+    ]) + "\n")
+    report = update([path], settings, embedder=embedder)
+    assert (report.indexed, report.articles, report.chunks_added) == (1, 1, 1)
+    assert report.errors[0]["path"] == "https://x.org/a"
+    assert "same URL" in report.errors[0]["reason"]
