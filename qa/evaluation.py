@@ -911,7 +911,7 @@ def _chart(report: EvalReport, path: Path) -> bool:
 
 
 def report_markdown(report: EvalReport, chart_name: str | None = None,
-                    command: str = "") -> str:
+                    command: str = "", notes: Sequence[str] = ()) -> str:
     """The Markdown form of a report (what write_report saves)."""
     c, t = report.counts, report.timings
     sel = report.selection
@@ -998,6 +998,8 @@ def report_markdown(report: EvalReport, chart_name: str | None = None,
             lines.append(f"| {name} | {shown} | {'yes' if check['met'] else 'NO'} |")
     lines += ["", "## Time", "", "| phase | seconds |", "| --- | ---: |"]
     lines += [f"| {k.removesuffix('_s').replace('_', ' ')} | {v:.1f} |" for k, v in t.items()]
+    if notes:
+        lines += ["", *notes]
     cache = report.cache
     lines += ["", f"Caches: newsqa store `{cache.get('newsqa_dir')}` "
               f"({'reused, nothing re-embedded' if cache.get('newsqa_reused') else 'built'})"
@@ -1015,7 +1017,7 @@ def report_markdown(report: EvalReport, chart_name: str | None = None,
 
 
 def write_report(report: EvalReport, directory: Path, *, command: str = "",
-                 details: bool = False) -> Path:
+                 details: bool = False, notes: Sequence[str] = ()) -> Path:
     """Write eval.md, eval.json and the hit@k chart (eval-hitk.png) into `directory`.
 
     Question texts, answers and replies are left out of eval.json unless `details` (so that a
@@ -1035,7 +1037,8 @@ def write_report(report: EvalReport, directory: Path, *, command: str = "",
     path = directory / "eval.md"
     path.write_text(report_markdown(report, chart.name if has_chart else None,
                                     command=command or " ".join(["newsqa", *sys.argv[1:]])
-                                    if Path(sys.argv[0]).name == "newsqa" else command),
+                                    if Path(sys.argv[0]).name == "newsqa" else command,
+                                    notes=notes),
                     encoding="utf-8")
     return path
 

@@ -83,10 +83,13 @@ W_TYPE = 0.10
 W_PRIOR = 0.05
 #: Not found when the best span similarity is below RELEVANCE_BAR and the top span holds less
 #: than KEYWORD_BAR of the question's (rarity-weighted) words, or when under STEM_COVERAGE_BAR
-#: of the question's words occur in the passages at all (calibrated in qa/benchmark.py).
+#: of the question's words occur in the passages at all (calibrated in qa/benchmark.py)...
 RELEVANCE_BAR = 0.50
 KEYWORD_BAR = 0.40
-STEM_COVERAGE_BAR = 0.60
+STEM_COVERAGE_BAR = 0.70
+#: ... unless a span is at least this similar to the question (paraphrase: "offensive" for
+#: "operation").
+STRONG_SEMANTIC = 0.55
 MAX_SPANS = 4
 #: Candidate spans embedded per question at most (latency bound on long articles).
 MAX_EMBEDDED = 32
@@ -513,7 +516,7 @@ class ExtractiveAnswerer:
         if info.stems:
             present = {stem(w) for w in pool}
             share = sum(s in present for s in info.stems) / len(info.stems)
-            if share < self.stem_coverage_bar:
+            if share < self.stem_coverage_bar and best < STRONG_SEMANTIC:
                 return Coverage(False, "most key words of the question do not occur in the "
                                        "passages found", best)
         top_keyword = spans[0].keyword if spans else 0.0
