@@ -80,6 +80,13 @@ class IndexReport:
     def changed(self) -> bool:
         return bool(self.indexed or self.updated or self.removed or self.articles_deleted)
 
+    def summary(self) -> str:
+        """One line for people: what changed, what was skipped, how big the index is now."""
+        return (f"indexed {self.indexed}, updated {self.updated}, unchanged {self.unchanged}, "
+                f"skipped {self.skipped}, removed {self.removed} "
+                f"({self.chunks_added} new passages; index now holds {self.articles} articles, "
+                f"{self.chunks} passages; {self.seconds:.1f} s)")
+
     def to_dict(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "updated": self.updated, "unchanged": self.unchanged,
                 "skipped": self.skipped, "removed": self.removed,

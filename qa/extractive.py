@@ -91,8 +91,10 @@ STEM_COVERAGE_BAR = 0.70
 #: "operation").
 STRONG_SEMANTIC = 0.55
 MAX_SPANS = 4
-#: Candidate spans embedded per question at most (latency bound on long articles).
-MAX_EMBEDDED = 32
+#: Candidate spans embedded per question at most (latency bound on long articles), chosen by
+#: their score without similarity plus PRIOR_FOR_EMBEDDING x the passage's retrieval rank.
+MAX_EMBEDDED = 12
+PRIOR_FOR_EMBEDDING = 0.15
 SPAN_MARGIN = 0.12
 
 
@@ -351,6 +353,11 @@ class ExtractiveAnswerer:
         self._articles = _LRU(512)
         self._vectors = _LRU(50000)
 
+    def clear_cache(self) -> None:
+        """Forget analysed articles and span embeddings (for cold measurements)."""
+        self._articles = _LRU(self._articles.size)
+        self._vectors = _LRU(self._vectors.size)
+
     # --- analysis ------------------------------------------------------------------------
 
     def _article(self, passage: Passage) -> ArticleAnalysis:
@@ -413,22 +420,7 @@ class ExtractiveAnswerer:
                         body=" " * passage.chunk.start + passage.chunk.text,
                         spans=((passage.chunk.start, passage.chunk.end),),
                         speakers=(frozenset(),), inherited=(frozenset(),)), 0))
-        candidates = self._prefilter(info, passages, candidates)
         texts = [a.body[a.spans[i][0]:a.spans[i][1]] for _, a, i in candidates]
-        keys = [(p.article.id, *a.spans[i]) for p, a, i in candidates]
-        mark = time.perf_counter()
-        extra = [t for t in (info.topic,) if t]
-        if query_embedding is None:
-            extra.insert(0, question)
-        extra_vectors = self.embedder.embed_documents(extra) if extra else None
-        q_vec = (np.asarray(query_embedding, dtype=np.float32) if query_embedding is not None
-                 else extra_vectors[0])
-        topic_vec = extra_vectors[-1] if info.topic else None
-        matrix = self._embed(keys, texts)
-        embed_time = time.perf_counter() - mark
-        semantic = matrix @ q_vec
-        if topic_vec is not None:
-            semantic = 0.4 * semantic + 0.6 * (matrix @ topic_vec)
         # keyword overlap, weighted by rarity among the candidate spans
         span_stems = [set(content_stems(t)) for t in texts]
         count = len(texts)
@@ -442,11 +434,10 @@ class ExtractiveAnswerer:
         target = _speaker_keys(info.speaker, titles) if info.speaker else set()
         cached = {p.article.id: self._articles.get(p.article.id) for p in passages}
         prior = {p.id: 1.0 - rank / max(len(passages), 1) for rank, p in enumerate(passages)}
-        scored: list[ScoredSpan] = []
         title_words: dict[str, list[str]] = {}
+        features: list[tuple[float, float, float, float, float]] = []
         for n, (passage, analysis, index) in enumerate(candidates):
-            text = texts[n]
-            tokens = words(text)
+            tokens = words(texts[n])
             lowered = [t.lower for t in tokens]
             keyword = sum(idf[s] for s in info.stems if s in span_stems[n]) / total_idf
             speakers = analysis.speakers[index] | analysis.inherited[index]
@@ -464,36 +455,41 @@ class ExtractiveAnswerer:
                 elif analysis.inherited[index] & target:
                     speaker = 0.6
             answer_type = _answer_type_score(info.qtype, tokens, question_lower)
-            score = (W_SEMANTIC * float(semantic[n]) + W_KEYWORD * keyword + W_NAMES * names
-                     + W_SPEAKER * speaker + W_TYPE * answer_type
-                     + W_PRIOR * prior.get(passage.id, 0.0))
+            features.append((keyword, names, speaker, answer_type, prior.get(passage.id, 0.0)))
+        partial = [W_KEYWORD * k + W_NAMES * n + W_SPEAKER * sp + W_TYPE * t + W_PRIOR * p
+                   for k, n, sp, t, p in features]
+        # only the most promising spans are embedded: embedding is the costly step
+        order = sorted(range(len(candidates)),
+                       key=lambda i: -(partial[i] + PRIOR_FOR_EMBEDDING * features[i][4]))
+        chosen = sorted(order[:self.max_embedded])
+        mark = time.perf_counter()
+        extra = [t for t in (info.topic,) if t]
+        if query_embedding is None:
+            extra.insert(0, question)
+        extra_vectors = self.embedder.embed_documents(extra) if extra else None
+        q_vec = (np.asarray(query_embedding, dtype=np.float32) if query_embedding is not None
+                 else extra_vectors[0])
+        topic_vec = extra_vectors[-1] if info.topic else None
+        keys = [(candidates[i][0].article.id, *candidates[i][1].spans[candidates[i][2]])
+                for i in chosen]
+        matrix = self._embed(keys, [texts[i] for i in chosen])
+        embed_time = time.perf_counter() - mark
+        semantic = matrix @ q_vec
+        if topic_vec is not None:
+            semantic = 0.4 * semantic + 0.6 * (matrix @ topic_vec)
+        scored: list[ScoredSpan] = []
+        for row, n in enumerate(chosen):
+            passage, analysis, index = candidates[n]
+            keyword, names, speaker, answer_type, _ = features[n]
             start, end = analysis.spans[index]
-            scored.append(ScoredSpan(passage.article, passage.chunk, start, end, text, score,
-                                     float(semantic[n]), keyword, names, speaker, answer_type,
+            scored.append(ScoredSpan(passage.article, passage.chunk, start, end, texts[n],
+                                     partial[n] + W_SEMANTIC * float(semantic[row]),
+                                     float(semantic[row]), keyword, names, speaker, answer_type,
                                      index if analysis is cached.get(passage.article.id) else -1))
         scored.sort(key=lambda s: -s.score)
         coverage = self.coverage(info, passages, scored)
         timings = {"embed_spans": embed_time, "analyse": time.perf_counter() - started}
         return Analysis(info, scored, coverage, timings)
-
-    def _prefilter(self, info: QuestionInfo, passages: Sequence[Passage],
-                   candidates: list[tuple[Passage, ArticleAnalysis, int]]
-                   ) -> list[tuple[Passage, ArticleAnalysis, int]]:
-        """At most `max_embedded` candidates: all spans of the two best passages, then those
-        sharing most question words (embedding every span of long articles is too slow)."""
-        if len(candidates) <= self.max_embedded:
-            return candidates
-        top = {p.id for p in passages[:2]}
-        wanted = set(info.stems)
-
-        def cheap(item: tuple[Passage, ArticleAnalysis, int]) -> float:
-            passage, analysis, index = item
-            start, end = analysis.spans[index]
-            overlap = len(wanted & set(content_stems(analysis.body[start:end])))
-            return (passage.id in top) * 100 + overlap
-
-        keep = sorted(range(len(candidates)), key=lambda i: -cheap(candidates[i]))
-        return [candidates[i] for i in sorted(keep[:self.max_embedded])]
 
     def coverage(self, info: QuestionInfo, passages: Sequence[Passage],
                  spans: Sequence[ScoredSpan]) -> Coverage:

@@ -70,7 +70,7 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
         bar = bars.get(stage)
         if bar is None:
             bar = bars[stage] = tqdm(total=total, desc=stage, unit="", file=sys.stderr,
-                                     leave=False, dynamic_ncols=True)
+                                     leave=False, dynamic_ncols=True, disable=None)
         if bar.total != total:
             bar.total = total
         bar.n = done
