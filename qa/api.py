@@ -23,7 +23,7 @@ from qa.errors import InvalidQuestionError, QAError
 from qa.extractive import ExtractiveAnswerer
 from qa.records import Answer
 from qa.retriever import Filters, NewsQARetriever, RetrievalConfig, Retriever
-from qa.text import strip_control
+from qa.text import single_thread_torch, strip_control
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50
@@ -175,7 +175,8 @@ class NewsQA:
         standalone = state["question"]
         if state["history"]:
             standalone = llm.rewrite(standalone, previous_questions(state["history"]))
-        embedding = self.embedder.embed_query(standalone)
+        with single_thread_torch():
+            embedding = self.embedder.embed_query(standalone)
         passages = self.retriever_engine.retrieve(standalone, k=k, filters=state["filters"],
                                                   query_embedding=embedding)
         for item in llm.stream(standalone, passages, query_embedding=embedding):

@@ -15,7 +15,7 @@ from langchain_core.runnables import Runnable, RunnableLambda
 
 from qa.records import Answer
 from qa.retriever import Filters
-from qa.text import question_names, words
+from qa.text import question_names, single_thread_torch, words
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers"}
 _THING = {"it", "this", "that", "they", "them", "their"}
@@ -122,7 +122,8 @@ def build_chain(qa: Any) -> Runnable:
     def retrieve(state: dict[str, Any]) -> dict[str, Any]:
         started = time.perf_counter()
         query = state["standalone"]
-        embedding = qa.embedder.embed_query(query)
+        with single_thread_torch():
+            embedding = qa.embedder.embed_query(query)
         passages = qa.retriever_engine.retrieve(query, k=state.get("k"),
                                                 filters=state.get("filters") or Filters(),
                                                 query_embedding=embedding)
@@ -132,8 +133,9 @@ def build_chain(qa: Any) -> Runnable:
     def answer(state: dict[str, Any]) -> Answer:
         started = time.perf_counter()
         answerer = qa.llm_answerer or qa.extractive
-        result = answerer.answer(state["standalone"], state["passages"],
-                                 query_embedding=state["embedding"])
+        with single_thread_torch():
+            result = answerer.answer(state["standalone"], state["passages"],
+                                     query_embedding=state["embedding"])
         timings = {**state["timings"], **result.timings,
                    "answer": time.perf_counter() - started}
         return _finish(result, state["question"], state["standalone"], timings)

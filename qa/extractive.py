@@ -146,6 +146,7 @@ class ArticleAnalysis:
     speakers: tuple[frozenset[str], ...]
     inherited: tuple[frozenset[str], ...]
     titles: dict[str, str] = field(default_factory=dict)
+    whole: bool = True  # False: built from a lone chunk (span indices are not the article's)
 
 
 def _name_run(tokens: Sequence[Word], end: int) -> list[Word]:
@@ -377,7 +378,7 @@ class ExtractiveAnswerer:
             return ArticleAnalysis(body=pad + passage.chunk.text,
                                    spans=tuple((s + shift, e + shift) for s, e in local.spans),
                                    speakers=local.speakers, inherited=local.inherited,
-                                   titles=local.titles)
+                                   titles=local.titles, whole=False)
         analysis = analyse_article(body)
         self._articles.put(passage.article.id, analysis)
         return analysis
@@ -419,7 +420,7 @@ class ExtractiveAnswerer:
                     candidates.append((passage, ArticleAnalysis(
                         body=" " * passage.chunk.start + passage.chunk.text,
                         spans=((passage.chunk.start, passage.chunk.end),),
-                        speakers=(frozenset(),), inherited=(frozenset(),)), 0))
+                        speakers=(frozenset(),), inherited=(frozenset(),), whole=False), 0))
         texts = [a.body[a.spans[i][0]:a.spans[i][1]] for _, a, i in candidates]
         # keyword overlap, weighted by rarity among the candidate spans
         span_stems = [set(content_stems(t)) for t in texts]
@@ -432,7 +433,6 @@ class ExtractiveAnswerer:
         for _, analysis, _ in candidates:
             titles.update(analysis.titles)
         target = _speaker_keys(info.speaker, titles) if info.speaker else set()
-        cached = {p.article.id: self._articles.get(p.article.id) for p in passages}
         prior = {p.id: 1.0 - rank / max(len(passages), 1) for rank, p in enumerate(passages)}
         title_words: dict[str, list[str]] = {}
         features: list[tuple[float, float, float, float, float]] = []
@@ -477,6 +477,7 @@ class ExtractiveAnswerer:
         semantic = matrix @ q_vec
         if topic_vec is not None:
             semantic = 0.4 * semantic + 0.6 * (matrix @ topic_vec)
+        semantic = np.round(semantic, 3)  # batch composition must not reorder near-ties
         scored: list[ScoredSpan] = []
         for row, n in enumerate(chosen):
             passage, analysis, index = candidates[n]
@@ -485,7 +486,7 @@ class ExtractiveAnswerer:
             scored.append(ScoredSpan(passage.article, passage.chunk, start, end, texts[n],
                                      partial[n] + W_SEMANTIC * float(semantic[row]),
                                      float(semantic[row]), keyword, names, speaker, answer_type,
-                                     index if analysis is cached.get(passage.article.id) else -1))
+                                     index if analysis.whole else -1))
         scored.sort(key=lambda s: -s.score)
         coverage = self.coverage(info, passages, scored)
         timings = {"embed_spans": embed_time, "analyse": time.perf_counter() - started}

@@ -23,6 +23,7 @@ from index.settings import Settings
 from index.store import Store, build_where, day_number
 from qa.errors import QAError
 from qa.records import Passage
+from qa.text import single_thread_torch
 
 Mode = Literal["hybrid", "dense", "keyword"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
@@ -186,7 +187,8 @@ class Retriever:
         if config.mode in ("hybrid", "dense"):
             mark = time.perf_counter()
             if query_embedding is None:
-                query_embedding = self.embedder.embed_query(query)
+                with single_thread_torch():
+                    query_embedding = self.embedder.embed_query(query)
             timings["embed_query"] = time.perf_counter() - mark
             mark = time.perf_counter()
             hits = self.store.query(query_embedding, config.depth, filters.where())

@@ -13,15 +13,20 @@ chunks, no duplicate ordinals, and a keyword index over exactly those chunks.
 from __future__ import annotations
 
 import argparse
+import codecs
 import contextlib
+import fcntl
 import json
 import os
+import pty
 import random
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import threading
 import time
 from collections.abc import Callable
@@ -103,12 +108,12 @@ class _StderrWatcher:
     writes follow), "keyword" (keyword index and generation stamp).
     """
 
-    def __init__(self, proc: subprocess.Popen) -> None:
+    def __init__(self, stream: Any) -> None:
         self.events: dict[str, float] = {}
         self.last = ""
         self.text: list[str] = []
         self._began = time.monotonic()
-        self._thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self._thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
         self._thread.start()
 
     @property
@@ -131,13 +136,20 @@ class _StderrWatcher:
             if line.startswith("keyword"):
                 self.events.setdefault("keyword", now)
 
-    def _read(self, proc: subprocess.Popen) -> None:
-        assert proc.stderr is not None
+    def _read(self, stream: Any) -> None:
         buffer = ""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         while True:
-            piece = proc.stderr.read(1)
-            if not piece:
+            try:
+                raw = stream.read(1)
+            except OSError:  # EIO: the terminal's last writer has exited
+                raw = b""
+            if not raw:
+                stream.close()
                 return
+            piece = decoder.decode(raw)
+            if not piece:
+                continue
             self.text.append(piece)
             if piece in "\r\n":
                 self._note(_ANSI.sub("", buffer).strip())
@@ -160,9 +172,17 @@ class _StderrWatcher:
         return "".join(self.text)
 
 
-def _index_process(paths: list[Path], data_dir: Path) -> subprocess.Popen:
-    return popen_cli("index", *map(str, paths), "--json", data_dir=data_dir,
-                     stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+def _index_process(paths: list[Path], data_dir: Path) -> tuple[subprocess.Popen, Any]:
+    """`newsqa index PATHS --json` with stderr on a pseudo-terminal, as in a desk's terminal
+    (progress bars are drawn only on a terminal); returns the process and the terminal side."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
+    try:
+        proc = popen_cli("index", *map(str, paths), "--json", data_dir=data_dir,
+                         stdout=subprocess.PIPE, stderr=slave)
+    finally:
+        os.close(slave)
+    return proc, open(master, "rb", buffering=0)
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -175,8 +195,8 @@ def kill_group(proc: subprocess.Popen) -> None:
 def clean_build(paths: list[Path], data_dir: Path) -> tuple[StoreSnapshot, float, float]:
     """A build nobody interrupts: (snapshot, seconds, seconds spent chunking and writing)."""
     began = time.monotonic()
-    proc = _index_process(paths, data_dir)
-    watcher = _StderrWatcher(proc)
+    proc, terminal = _index_process(paths, data_dir)
+    watcher = _StderrWatcher(terminal)
     out, _ = proc.communicate(timeout=900)
     errors = watcher.join()
     elapsed = time.monotonic() - began
@@ -230,8 +250,8 @@ def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
     while the keyword index and generation stamp are published.
     """
     began = time.monotonic()
-    proc = _index_process(paths, data_dir)
-    watcher = _StderrWatcher(proc)
+    proc, terminal = _index_process(paths, data_dir)
+    watcher = _StderrWatcher(terminal)
     pick = rng.random()
     if pick < startup_share:
         anchor, delay = "", rng.uniform(0.3, 6.0)
@@ -261,13 +281,14 @@ def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
 def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
                 kills_per_cycle: int = 2, startup_share: float = 0.2,
                 reference_builder: Callable[[list[Path]], StoreSnapshot] | None = None,
-                write_window: float | None = None, log: Any = print) -> CrashReport:
+                write_window: float | None = None, log: Any = None) -> CrashReport:
     """`kills` kill -9s, in cycles of up to `kills_per_cycle` kills on one data folder (each
     kill hits the re-run of the previous one), each cycle ending with a complete re-run.
 
     The reference is a clean build by the CLI (which also measures the write window), or
     what `reference_builder(paths)` returns (e.g. an in-process build with a loaded model).
     """
+    log = log or _stderr
     corpus = make_corpus(work / "articles")
     make_bulk_corpus(work / "articles", extra_articles)
     paths = [corpus]
@@ -319,6 +340,10 @@ def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
         log(f"cycle {cycle}: re-run -> {snap.to_dict()}"
             + (f" PROBLEMS: {problems}" if problems else " converged"))
     return report
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

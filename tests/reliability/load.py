@@ -87,8 +87,9 @@ def stop_server(proc: subprocess.Popen) -> None:
 
 def run_load(work: Path, *, users: int, questions: int, time_limit: float,
              reindex: bool = False, concurrency: int | None = None,
-             log: Any = print) -> dict[str, Any]:
+             log: Any = None) -> dict[str, Any]:
     """Start the server, run the users (and the indexer), return the figures and problems."""
+    log = log or _stderr
     seeds = make_corpus(work / "articles")
     data_dir = work / "data"
     settings = settings_for(data_dir, seeds_dir=seeds)
@@ -122,7 +123,18 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
         thread = threading.Thread(target=run_indexer, daemon=True)
         if reindex:
             thread.start()
+        # With --reindex, rounds of questions repeat until the indexer has finished, so that
+        # users are asking during all of its run (model load, embedding, writes, publication).
         report = run_users(url, users, QUESTIONS, per_user=questions, time_limit=time_limit)
+        rounds = 1
+        while reindex and thread.is_alive() and rounds < 50:
+            more = run_users(url, users, QUESTIONS, per_user=questions, time_limit=time_limit)
+            report.results += more.results
+            report.wall_seconds += more.wall_seconds
+            report.timed_out |= more.timed_out
+            report.questions_per_user += questions
+            rounds += 1
+        figures["rounds"] = rounds
         if reindex:
             thread.join(timeout=900)
             figures["indexer"] = indexer
@@ -157,6 +169,10 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
         stop_server(server)
     figures["problems"] = problems
     return figures
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
