@@ -239,7 +239,7 @@ def converge_problems(data_dir: Path, reference: StoreSnapshot) -> tuple[StoreSn
 
 
 def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
-                    write_window: float, startup_share: float
+                    write_window: float, startup_share: float, write_delay: float = 0.6
                     ) -> tuple[float, str, str, bool]:
     """Start an indexer and SIGKILL it at a random moment.
 
@@ -256,7 +256,7 @@ def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
     if pick < startup_share:
         anchor, delay = "", rng.uniform(0.3, 6.0)
     elif pick < startup_share + 0.4:
-        anchor, delay = "embed_done", rng.uniform(0.0, 0.6)
+        anchor, delay = "embed_done", rng.uniform(0.0, write_delay)
     elif pick < startup_share + 0.65:
         anchor, delay = "embed", rng.uniform(0.0, write_window)
     else:
@@ -281,7 +281,8 @@ def _kill_at_random(paths: list[Path], data_dir: Path, rng: random.Random,
 def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
                 kills_per_cycle: int = 2, startup_share: float = 0.2,
                 reference_builder: Callable[[list[Path]], StoreSnapshot] | None = None,
-                write_window: float | None = None, log: Any = None) -> CrashReport:
+                write_window: float | None = None, write_delay: float = 0.6,
+                log: Any = None) -> CrashReport:
     """`kills` kill -9s, in cycles of up to `kills_per_cycle` kills on one data folder (each
     kill hits the re-run of the previous one), each cycle ending with a complete re-run.
 
@@ -311,8 +312,8 @@ def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
         data_dir = work / f"crash-{cycle:02d}"
         kill: Kill | None = None
         for _ in range(min(kills_per_cycle, kills - done)):
-            after_s, where, stage, finished = _kill_at_random(paths, data_dir, rng,
-                                                              write_window, startup_share)
+            after_s, where, stage, finished = _kill_at_random(
+                paths, data_dir, rng, write_window, startup_share, write_delay)
             after = snapshot(settings_for(data_dir))
             problems = [] if after.opened else [f"store does not open after kill: {after.error}"]
             if after.incomplete_articles:

@@ -34,7 +34,8 @@ def test_three_kill_9s_during_indexing_converge_to_the_clean_build(tmp_path: Pat
 
     lines: list[str] = []
     report = run_crashes(tmp_path, kills=3, seed=3, extra_articles=8, kills_per_cycle=3,
-                         reference_builder=reference, write_window=3.0, log=lines.append)
+                         reference_builder=reference, write_window=3.0, write_delay=0.15,
+                         log=lines.append)
     print("\n".join(lines))
     summary = report.summary()
     assert summary["kills"] == 3, summary
