@@ -61,6 +61,7 @@ def test_two_indexers_at_once_one_waits_or_refuses_clearly(corpus: Path, tmp_pat
         out, err = proc.communicate(timeout=600)
         outcomes.append((proc.returncode, out, err))
     codes = sorted(code for code, _, _ in outcomes)
+    print(f"exit codes of the two indexers: {codes}")
     assert codes[0] == 0, outcomes  # at least one indexer finished its work
     for code, out, err in outcomes:
         if code != 0:  # the other one refused: one clear line, no traceback, no half work
