@@ -34,7 +34,7 @@ def test_article_rejects_bad_fields_naming_them(field: str, value: str, message:
 
 
 def test_article_rejects_wrong_types() -> None:
-    with pytest.raises(TypeError, match="Article.title"):
+    with pytest.raises(TypeError, match=r"Article\.title"):
         Article(title=3, body="text")  # type: ignore[arg-type]
 
 
