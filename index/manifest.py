@@ -34,6 +34,13 @@ class Manifest:
         self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(SCHEMA)
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """Bring manifests written by earlier versions up to the current schema."""
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(files)")}
+        if "errors" not in columns:
+            self._db.execute("ALTER TABLE files ADD COLUMN errors TEXT NOT NULL DEFAULT '[]'")
 
     def close(self) -> None:
         self._db.close()

@@ -222,7 +222,7 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option("--limit", type=click.IntRange(1), help="Evaluate only the first N questions.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
-              default=Path("docs/eval"), show_default=True,
+              default=Path("docs"), show_default=True,
               help="Where the Markdown report and its chart go.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
@@ -249,13 +249,19 @@ def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("docs/benchmarks.md"), show_default=True,
               help="Markdown file the figures are written to.")
+@click.option("--limit", type=click.IntRange(1), default=200, show_default=True,
+              help="Eval articles indexed by the index benchmark.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def bench(ctx: click.Context, only: Sequence[str], out: Path, as_json: bool) -> None:
+def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, quiet: bool,
+          as_json: bool) -> None:
     """Benchmark indexing and answering speed and memory; writes docs/benchmarks.md."""
     from qa import evaluation
 
-    figures = evaluation.run_benchmarks(_settings(ctx), only=list(only) or None, out=out)
+    with _progress(quiet) as progress:
+        figures = evaluation.run_benchmarks(_settings(ctx), only=list(only) or None, out=out,
+                                            index_limit=limit, progress=progress)
     if as_json:
         _emit_json(figures)
     else:
