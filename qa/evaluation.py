@@ -136,13 +136,7 @@ def load_corpus(path: Path) -> list[CorpusDoc]:
             authors = [authors]
         if not isinstance(authors, list) or not all(isinstance(a, str) for a in authors):
             raise EvalError(f"{where}: field 'authors' must be a list of strings")
-        published = _text(record, "published_at", where)
-        if published:
-            try:
-                datetime.fromisoformat(published)
-            except ValueError:
-                raise EvalError(f"{where}: field 'published_at' is not an ISO date: "
-                                f"{published!r}") from None
+        published = _iso_date(record, "published_at", where)
         docs.append(CorpusDoc(id=doc_id, title=_text(record, "title", where),
                               source=_text(record, "source", where), published=published,
                               url=_text(record, "url", where), authors=tuple(authors),
@@ -150,6 +144,17 @@ def load_corpus(path: Path) -> list[CorpusDoc]:
     if not docs:
         raise EvalError(f"{path}: no articles")
     return docs
+
+
+def _iso_date(record: dict[str, Any], field: str, where: str) -> str:
+    """An optional ISO date field, checked; EvalError names the line and field otherwise."""
+    value = _text(record, field, where)
+    if value:
+        try:
+            datetime.fromisoformat(value)
+        except ValueError:
+            raise EvalError(f"{where}: field {field!r} is not an ISO date: {value!r}") from None
+    return value
 
 
 def load_queries(path: Path, corpus_ids: set[str] | None = None) -> list[EvalQuestion]:
@@ -169,13 +174,7 @@ def load_queries(path: Path, corpus_ids: set[str] | None = None) -> list[EvalQue
                 raise EvalError(f"{where}: evidence doc_id {item['doc_id']!r} is not in "
                                 f"the corpus")
             gold.append(item["doc_id"])
-        question_date = _text(record, "question_date", where)
-        if question_date:
-            try:
-                datetime.fromisoformat(question_date)
-            except ValueError:
-                raise EvalError(f"{where}: field 'question_date' is not an ISO date: "
-                                f"{question_date!r}") from None
+        question_date = _iso_date(record, "question_date", where)
         questions.append(EvalQuestion(
             id=_text(record, "id", where, required=True),
             query=_text(record, "query", where, required=True),

@@ -44,6 +44,7 @@ from tests.reliability.harness import (
     run_cli,
     settings_for,
     snapshot,
+    stderr_line,
 )
 
 _COUNT = re.compile(r"(\d+)/(\d+)")
@@ -289,7 +290,7 @@ def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
     The reference is a clean build by the CLI (which also measures the write window), or
     what `reference_builder(paths)` returns (e.g. an in-process build with a loaded model).
     """
-    log = log or _stderr
+    log = log or stderr_line
     corpus = make_corpus(work / "articles")
     make_bulk_corpus(work / "articles", extra_articles)
     paths = [corpus]
@@ -341,10 +342,6 @@ def run_crashes(work: Path, *, kills: int, seed: int, extra_articles: int = 24,
         log(f"cycle {cycle}: re-run -> {snap.to_dict()}"
             + (f" PROBLEMS: {problems}" if problems else " converged"))
     return report
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -491,3 +491,8 @@ def check_load(report: LoadReport, settings: Settings, *, same_answers: bool = T
         problems += [f"{q!r}: {len(sigs)} different answers to the same question"
                      for q, sigs in by_question.items() if len(sigs) > 1]
     return problems
+
+
+def stderr_line(message: str) -> None:
+    """Progress for the scripts: one flushed line on stderr, stdout stays JSON."""
+    print(message, file=sys.stderr, flush=True)

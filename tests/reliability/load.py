@@ -46,6 +46,7 @@ from tests.reliability.harness import (
     run_users,
     settings_for,
     snapshot,
+    stderr_line,
     wait_for_port,
 )
 
@@ -89,7 +90,7 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
              reindex: bool = False, concurrency: int | None = None,
              log: Any = None) -> dict[str, Any]:
     """Start the server, run the users (and the indexer), return the figures and problems."""
-    log = log or _stderr
+    log = log or stderr_line
     seeds = make_corpus(work / "articles")
     data_dir = work / "data"
     settings = settings_for(data_dir, seeds_dir=seeds)
@@ -169,10 +170,6 @@ def run_load(work: Path, *, users: int, questions: int, time_limit: float,
         stop_server(server)
     figures["problems"] = problems
     return figures
-
-
-def _stderr(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
