@@ -204,28 +204,32 @@ class NewsQA:
     # --- the collection ------------------------------------------------------------------
 
     def add(self, paths: Sequence[PathLike] | PathLike, *,
-            progress: Callable[..., None] | None = None, prune: bool = False) -> Any:
+            progress: Callable[..., None] | None = None, prune: bool | None = False) -> Any:
         """Index files/folders (new or changed articles only); returns the IndexReport."""
-        from index import build
-
-        if isinstance(paths, (str, Path)):
-            paths = [paths]
-        report = build.update(list(paths), self.settings, embedder=self.embedder,
-                              store=self.store, prune=prune, progress=progress)
-        self.retriever_engine.refresh_keyword()
-        return report
+        return self._index("update", paths, progress, prune=prune)
 
     def reindex(self, paths: Sequence[PathLike] | PathLike | None = None, *,
                 progress: Callable[..., None] | None = None) -> Any:
-        """Rebuild the index from `paths` (default: the seeds folder)."""
+        """Bring `paths` (default: the seeds folder) up to date: new and changed files are
+        indexed, files gone from those folders removed; articles from elsewhere are kept."""
+        return self._index("update", paths, progress, prune=None)
+
+    def rebuild(self, paths: Sequence[PathLike] | PathLike | None = None, *,
+                progress: Callable[..., None] | None = None) -> Any:
+        """Drop the whole index and re-embed `paths` (default: the seeds folder)."""
+        return self._index("rebuild", paths, progress)
+
+    def _index(self, mode: str, paths: Sequence[PathLike] | PathLike | None,
+               progress: Callable[..., None] | None, **options: Any) -> Any:
         from index import build
 
         if paths is None:
             paths = [self.settings.seeds_dir]
         elif isinstance(paths, (str, Path)):
             paths = [paths]
-        report = build.rebuild(list(paths), self.settings, embedder=self.embedder,
-                               store=self.store, progress=progress)
+        run = build.rebuild if mode == "rebuild" else build.update
+        report = run(list(paths), self.settings, embedder=self.embedder, store=self.store,
+                     progress=progress, **options)
         self.retriever_engine.refresh_keyword()
         return report
 
@@ -246,14 +250,9 @@ class NewsQA:
 
     def stats(self) -> dict[str, Any]:
         """Articles, chunks, sources, model and where the index lives."""
-        try:
-            from index import build
+        from index import build
 
-            return dict(build.stats(self.settings, store=self.store))
-        except ImportError:
-            articles, chunks = self.store.count()
-            return {"articles": articles, "chunks": chunks, "sources": self.sources(),
-                    "model": self.embedder.name, "location": self.store.location}
+        return dict(build.stats(self.settings, store=self.store))
 
     def is_empty(self) -> bool:
         return self.store.count()[0] == 0

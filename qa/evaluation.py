@@ -413,11 +413,13 @@ class EvalReport:
         total = self.timings.get("total_s")
         if total is not None and not self.selection.get("sample") \
                 and not self.selection.get("limit"):
-            cached = bool(self.cache.get("newsqa_reused")) and bool(
-                self.cache.get("textbook_reused", True))
-            limit = 3.0 if cached else 20.0
-            out[f"{'cached rerun' if cached else 'full eval'} <= {limit:g} min"] = {
-                "value": total / 60.0, "met": total / 60.0 <= limit}
+            reused = {bool(self.cache.get("newsqa_reused")),
+                      bool(self.cache.get("textbook_reused", True))}
+            if len(reused) == 1:  # a partly cached run meets neither time target's terms
+                cached = reused.pop()
+                limit = 3.0 if cached else 20.0
+                out[f"{'cached rerun' if cached else 'full eval'} <= {limit:g} min"] = {
+                    "value": total / 60.0, "met": total / 60.0 <= limit}
         return out
 
     def to_dict(self) -> dict[str, Any]:

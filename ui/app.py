@@ -380,7 +380,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
                        ) -> tuple[Any, ...]:
         with index_lock:
             try:
-                data = qa.add([settings.seeds_dir], progress=_progress_cb(progress)).to_dict()
+                data = qa.reindex(progress=_progress_cb(progress)).to_dict()
             except NewsQAError as exc:
                 gr.Warning(str(exc))
                 return (gr.skip(),) * 6
@@ -413,7 +413,7 @@ def build_app(qa: NewsQA) -> gr.Blocks:
         """Index new and changed files of the configured articles folder; returns the report."""
         with index_lock:
             try:
-                return api_safe(qa.add([settings.seeds_dir]).to_dict())
+                return api_safe(qa.reindex().to_dict())
             except NewsQAError as exc:
                 raise gr.Error(str(exc)) from None
 
@@ -568,7 +568,7 @@ def index_seeds_if_empty(qa: NewsQA, settings: Settings) -> dict[str, Any] | Non
             last[stage] = done
             print(f"newsqa:   {stage} {done}/{total}", file=sys.stderr, flush=True)
 
-    report = qa.add([settings.seeds_dir], progress=progress).to_dict()
+    report = qa.reindex(progress=progress).to_dict()
     print(f"newsqa: indexed the articles folder: {render.report_summary(report)}",
           file=sys.stderr, flush=True)
     return report

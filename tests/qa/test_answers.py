@@ -187,3 +187,22 @@ def test_reindex_defaults_to_the_seeds_folder(settings, embedder) -> None:  # ty
     assert report.indexed == 1 and not engine.is_empty()
     answer = engine.ask("What did Trenta say about armed intervention in Libya?")
     assert answer.found and "the option does not exist" in answer.citations[0].quote
+
+
+def test_reindex_keeps_other_articles_and_rebuild_drops_them(  # type: ignore[no-untyped-def]
+        settings, embedder, tmp_path) -> None:
+    from qa.api import NewsQA
+
+    engine = NewsQA(settings, embedder=embedder)
+    extra = tmp_path / "desk"
+    extra.mkdir()
+    (extra / "port.txt").write_text("Harbour vote\n\nThe Zorblax harbour council voted to "
+                                    "rebuild the lighthouse, said councillor Mirela Okonjo.\n")
+    engine.reindex()
+    assert engine.add([extra]).indexed == 1
+    assert engine.reindex().unchanged == 1
+    assert engine.stats()["articles"] == 2
+    assert engine.ask("Who said the council voted to rebuild the lighthouse?").found
+    engine.rebuild()
+    assert engine.stats()["articles"] == 1
+    assert not engine.ask("Who said the council voted to rebuild the lighthouse?").found
