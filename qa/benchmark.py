@@ -18,6 +18,7 @@ from typing import Any
 
 from index.records import Article
 from index.settings import Settings
+from qa.evaluation import percentile
 
 
 @dataclass(frozen=True)
@@ -101,14 +102,6 @@ def index_subset(subset: EvalSubset, settings: Settings, embedder: Any, store: A
     keyword.load_or_build(settings, store)
 
 
-def _percentile(values: Sequence[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 def evaluate_retrieval(retriever: Any, subset: EvalSubset,
                        configs: dict[str, Any]) -> dict[str, dict[str, float]]:
     """Article-level hit@1/5/10 and MRR@10 per retrieval configuration."""
@@ -134,7 +127,7 @@ def evaluate_retrieval(retriever: Any, subset: EvalSubset,
                 mrr += 1.0 / (rank + 1)
         n = len(subset.questions) or 1
         results[name] = {"hit@1": hits[1] / n, "hit@5": hits[5] / n, "hit@10": hits[10] / n,
-                         "mrr@10": mrr / n, "p50_ms": 1000 * _percentile(took, 0.5)}
+                         "mrr@10": mrr / n, "p50_ms": 1000 * percentile(took, 50)}
     return results
 
 
@@ -237,10 +230,10 @@ def run_qa_benchmark(qa: Any = None, subset: EvalSubset | None = None, *,
     articles, chunks = qa.store.count()
     return {"questions": len(subset.questions), "articles": articles, "chunks": chunks,
             "retrieval_p50_ms": 1000 * statistics.median(retrieval),
-            "retrieval_p95_ms": 1000 * _percentile(retrieval, 0.95),
+            "retrieval_p95_ms": 1000 * percentile(retrieval, 95),
             "retrieval_cpu_p50_ms": 1000 * statistics.median(retrieval_cpu),
             "answer_p50_ms": 1000 * statistics.median(answer),
-            "answer_p95_ms": 1000 * _percentile(answer, 0.95),
+            "answer_p95_ms": 1000 * percentile(answer, 95),
             "answer_cpu_p50_ms": 1000 * statistics.median(answer_cpu),
             "stage_p50_ms": {k: 1000 * statistics.median(v) for k, v in stages.items()},
             "found_rate": found / max(len(subset.questions), 1)}
