@@ -149,18 +149,20 @@ class TextbookRAG:
             k *= 2
 
 
-class KeywordOnly:
-    """BM25 alone over newsqa's own chunks: the product retriever in keyword mode."""
+class RetrieverRanker:
+    """newsqa's own retriever as an article ranking: the product configuration (name
+    "newsqa"), or one of its modes alone, e.g. mode="keyword" for BM25 alone ("bm25")."""
 
-    name = "bm25"
-
-    def __init__(self, retriever: Any, to_doc: Callable[[str], str | None]) -> None:
+    def __init__(self, name: str, retriever: Any, to_doc: Callable[[str], str | None], *,
+                 mode: str | None = None) -> None:
+        self.name = name
         self.retriever = retriever
         self.to_doc = to_doc
+        self.mode = mode
 
     def rank(self, query: str, depth: int, until: str | None) -> list[str]:
         return rank_with_retriever(self.retriever, query, depth, until, self.to_doc,
-                                   mode="keyword")
+                                   mode=self.mode)
 
 
 def rank_with_retriever(retriever: Any, query: str, depth: int, until: str | None,

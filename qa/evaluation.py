@@ -742,12 +742,11 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
             if hasattr(item, "prepare"):
                 item.prepare(docs)
             runners[item.name] = item
-        elif item == "newsqa":
-            runners["newsqa"] = _NewsQARanker(qa, to_doc)
-        elif item == "bm25":
-            from qa.baselines import KeywordOnly
+        elif item in ("newsqa", "bm25"):
+            from qa.baselines import RetrieverRanker
 
-            runners["bm25"] = KeywordOnly(qa.retriever_engine, to_doc)
+            runners[item] = RetrieverRanker(item, qa.retriever_engine, to_doc,
+                                            mode="keyword" if item == "bm25" else None)
         elif item == "random":
             ranker = _Random(seed)
             ranker.prepare(docs)
@@ -828,21 +827,6 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     if report_dir is not None:
         write_report(report, report_dir)
     return report
-
-
-class _NewsQARanker:
-    """newsqa's own retrieval (qa.retriever.Retriever, product configuration), as a ranking."""
-
-    name = "newsqa"
-
-    def __init__(self, qa: Any, to_doc: Callable[[str], str | None]) -> None:
-        self.qa = qa
-        self.to_doc = to_doc
-
-    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
-        from qa.baselines import rank_with_retriever
-
-        return rank_with_retriever(self.qa.retriever_engine, query, depth, until, self.to_doc)
 
 
 def _answer_all(qa: Any, questions: Sequence[EvalQuestion], docs: Sequence[CorpusDoc],
