@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -21,13 +20,13 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.records import Chunk
+from index.text import keyword_words, stem_words
 
 if TYPE_CHECKING:
     from index.settings import Settings
     from index.store import Store
 
 FORMAT_VERSION = 1
-_TOKEN = re.compile(r"(?u)\b\w\w+\b")
 _POINTER = "CURRENT"
 _KEEP_GENERATIONS = 2
 
@@ -36,21 +35,16 @@ class Analyzer:
     """Lower-case word tokens, English stop words removed, Snowball-stemmed (cached)."""
 
     def __init__(self) -> None:
-        import Stemmer
-        from bm25s.stopwords import STOPWORDS_EN
-
-        self._stemmer = Stemmer.Stemmer("english")
-        self._stopwords = frozenset(STOPWORDS_EN)
         self._cache: dict[str, str] = {}
 
     def __call__(self, text: str) -> list[str]:
-        words = [w for w in _TOKEN.findall(text.lower()) if w not in self._stopwords]
+        words = keyword_words(text)
         cache = self._cache
         missing = list({w for w in words if w not in cache})
         if missing:
             if len(cache) > 500_000:
                 cache.clear()
-            cache.update(zip(missing, self._stemmer.stemWords(missing), strict=True))
+            cache.update(zip(missing, stem_words(missing), strict=True))
         return [cache[w] for w in words]
 
 

@@ -7,36 +7,17 @@ text under two names is one article), a chunk's id combines article id, ordinal 
 from __future__ import annotations
 
 import hashlib
-import re
-import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from datetime import date, datetime
 from types import MappingProxyType
 from typing import Any
 
-_SPACE = re.compile(r"\s+")
-
-
-def normalise_text(text: str) -> str:
-    """NFC and collapsed white space: what counts as 'the same text' for identity."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", text)).strip()
+from index.dates import check_iso
+from index.text import normalise_text
 
 
 def short_hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
-
-
-def _check_iso(value: str, name: str) -> None:
-    if not value:
-        return
-    try:
-        datetime.fromisoformat(value)
-    except ValueError:
-        try:
-            date.fromisoformat(value)
-        except ValueError:
-            raise ValueError(f"{name} must be an ISO 8601 date, got {value!r}") from None
 
 
 @dataclass(frozen=True)
@@ -84,7 +65,7 @@ class Article:
                                 f"got {type(getattr(self, name)).__name__}")
         if not self.body.strip():
             raise ValueError("Article.body is empty")
-        _check_iso(self.published, "Article.published")
+        check_iso(self.published, "Article.published")
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
         object.__setattr__(self, "id", "a" + short_hash(normalise_text(self.body)))
 

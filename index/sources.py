@@ -15,9 +15,10 @@ import os
 import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from index.dates import parse_date
 from index.records import Article
 from index.settings import Settings
 
@@ -418,32 +419,6 @@ def record_article(record: Any, path: str, anchor: str = "") -> Article:
                    source=_text_field(record, "source"), author=author, published=published,
                    url=url,
                    path=f"{path}#{anchor}" if anchor and not url else path, metadata=metadata)
-
-
-# --- dates ---------------------------------------------------------------------------------
-
-def parse_date(value: str) -> str:
-    """ISO 8601 for a date written any common way ("" when it cannot be read)."""
-    value = value.strip()
-    if not value:
-        return ""
-    try:
-        return date.fromisoformat(value).isoformat()
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
-    except ValueError:
-        pass
-    import dateparser
-
-    parsed = dateparser.parse(value, settings={"PREFER_DAY_OF_MONTH": "first",
-                                               "REQUIRE_PARTS": ["year", "month"]})
-    if parsed is None:
-        return ""
-    if (parsed.hour, parsed.minute, parsed.second) == (0, 0, 0) and ":" not in value:
-        return parsed.date().isoformat()
-    return parsed.isoformat()
 
 
 # --- HTML ----------------------------------------------------------------------------------

@@ -13,41 +13,19 @@ import contextlib
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
 
+from index.dates import day_number, published_day
 from index.errors import ModelMismatchError, StoreError
 from index.records import Article, ArticleMeta, Chunk
 from index.settings import Settings
 
 SCHEMA_VERSION = 1
 _META_FIELDS = ("title", "source", "author", "published", "url", "path")
-
-
-def published_day(published: str) -> int:
-    """ISO date -> YYYYMMDD as an int (0 when unknown), the form Chroma can range-filter."""
-    if not published:
-        return 0
-    try:
-        day = datetime.fromisoformat(published).date()
-    except ValueError:
-        day = date.fromisoformat(published[:10])
-    return day.year * 10000 + day.month * 100 + day.day
-
-
-def day_number(value: str | date | None) -> int | None:
-    """A user's date bound (YYYY-MM-DD or date) -> YYYYMMDD int; None passes through."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        try:
-            value = date.fromisoformat(value.strip()[:10])
-        except ValueError:
-            raise StoreError(f"not a date (use YYYY-MM-DD): {value!r}") from None
-    return value.year * 10000 + value.month * 100 + value.day
 
 
 def build_where(*, sources: Sequence[str] | None = None, since: str | date | None = None,

@@ -18,12 +18,13 @@ from typing import Any
 from index.records import Article, ArticleMeta
 from index.settings import Settings
 from index.store import Store
+from index.text import strip_control
 from qa.chain import _finish, build_chain, previous_questions, rewrite_followup
 from qa.errors import InvalidQuestionError, QAError
 from qa.extractive import ExtractiveAnswerer
 from qa.records import Answer
 from qa.retriever import Filters, NewsQARetriever, RetrievalConfig, Retriever
-from qa.text import single_thread_torch, strip_control
+from qa.text import single_thread_torch
 
 MAX_QUESTION_CHARS = 2000
 MAX_K = 50

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from index.store import day_number
+from index.dates import day_number
 
 StageProgress = Callable[[str, int, int], None]
 """progress(stage, done, total), the CLI's progress-bar callback."""

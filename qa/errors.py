@@ -1,4 +1,4 @@
-"""Errors raised by the question-answering layer."""
+"""Errors raised by the question-answering layer (the whole tree: index/errors.py)."""
 
 from __future__ import annotations
 
@@ -15,3 +15,7 @@ class InvalidQuestionError(QAError):
 
 class LLMError(QAError):
     """The configured chat model cannot be set up or did not answer."""
+
+
+class EvalError(QAError):
+    """Evaluation or training data is missing or malformed (the message names file and line)."""

@@ -28,10 +28,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from index.records import normalise_text, short_hash
+from index.records import short_hash
 from index.settings import Settings
+from index.text import normalise_text
 from qa.baselines import RankingSystem, StageProgress, TextbookRAG, distinct_in_order
-from qa.errors import QAError
+from qa.errors import EvalError
 
 EVAL_VERSION = 1
 KS: tuple[int, ...] = tuple(range(1, 11))
@@ -48,10 +49,6 @@ TARGETS = {
     "full eval minutes (max)": 20.0,
     "cached rerun minutes (max)": 3.0,
 }
-
-
-class EvalError(QAError):
-    """The evaluation data or setup is unusable (message names the file and field)."""
 
 
 # --- data --------------------------------------------------------------------------------
@@ -1200,7 +1197,8 @@ def _scale_build_child(folder: str, data_dir: str, n: int, seed: int, model: str
     apply_offline_env()
     import numpy as np
 
-    from index.store import Store, _chunk_metadata, published_day
+    from index.dates import published_day
+    from index.store import Store, _chunk_metadata
 
     store = Store(Settings(data_dir=Path(data_dir)), model_name=model)
     collections = store._collections(dimension=int(np.load(Path(folder) / "vectors.npy",

@@ -20,18 +20,16 @@ from typing import Any
 import numpy as np
 
 from index.records import ArticleMeta, Chunk
+from index.text import ANSWER_STOPWORDS, stem, wordset
 from qa.records import Answer, Citation, Passage
 from qa.text import (
     SENTENCE_STARTERS,
-    STOPWORDS,
     Word,
     content_stems,
     name_matches,
     quoted_terms,
     segment,
-    stem,
     words,
-    wordset,
 )
 
 SPEECH_VERBS = wordset("""
@@ -160,7 +158,7 @@ def _name_run(tokens: Sequence[Word], end: int) -> list[Word]:
 
 def _is_name(word: Word) -> bool:
     return (word.capitalised and word.text != "I" and word.text not in SENTENCE_STARTERS
-            and word.lower not in STOPWORDS)
+            and word.lower not in ANSWER_STOPWORDS)
 
 
 def analyse_article(body: str) -> ArticleAnalysis:

@@ -18,9 +18,11 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from index.dates import day_number
+from index.errors import DateError
 from index.records import ArticleMeta, Chunk
 from index.settings import Settings
-from index.store import Store, build_where, day_number
+from index.store import Store, build_where
 from qa.errors import QAError
 from qa.records import Passage
 from qa.text import single_thread_torch
@@ -46,13 +48,13 @@ def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _as_day(value: str | date | None, name: str) -> str:
-    if value is None or value == "":
-        return ""
+    """A filter bound as YYYY-MM-DD ("" when unset); QAError naming the bound otherwise."""
     try:
-        day_number(value)
-    except Exception as exc:
-        raise QAError(f"{name}: not a date (use YYYY-MM-DD): {value!r}") from exc
-    return value.isoformat() if isinstance(value, date) else value.strip()[:10]
+        if day_number(value) is None:
+            return ""
+    except DateError as exc:
+        raise QAError(f"{name}: {exc}") from exc
+    return value.isoformat() if isinstance(value, date) else str(value).strip()[:10]
 
 
 @dataclass(frozen=True)

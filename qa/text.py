@@ -3,35 +3,20 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import re
 import sys
-import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from index.text import (
+    ANSWER_STOPWORDS,
+    normalise_quotes,
+    stem,
+    wordset,
+)
+
 _WORD = re.compile(r"[^\W_]+(?:['’][^\W_]+)*", re.UNICODE)
-_SPACE = re.compile(r"\s+")
 
-
-def wordset(text: str) -> frozenset[str]:
-    """The white-space separated words of `text` as a set (for word lists)."""
-    return frozenset(text.split())
-
-
-_QUOTES = str.maketrans({"“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "‘": "'",
-                         "’": "'", "‚": "'", "`": "'", "´": "'"})
-
-STOPWORDS = wordset("""
-a about above after again against all also am an and any are aren as at be because been before
-being below between both but by can could did didn do does doesn doing don down during each few
-for from further had has have having he her here hers herself him himself his how i if in into is
-isn it its itself just let me more most my myself no nor not now of off on once only or other our
-ours ourselves out over own same she should so some such than that the their theirs them
-themselves then there these they this those through to too under until up very was we were what
-when where which while who whom whose why will with would you your yours yourself yourselves
-s t ll ve re d m say said says tell told according recently new week year much many
-""")
 
 QUESTION_WORDS = wordset(
     "what who whom whose which when where why how did does do is are was were can could will "
@@ -60,45 +45,14 @@ def words(text: str) -> list[Word]:
     return [Word(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
 
 
-@functools.lru_cache(maxsize=1)
-def _stemmer():  # type: ignore[no-untyped-def]
-    import Stemmer
-
-    return Stemmer.Stemmer("english")
-
-
-@functools.lru_cache(maxsize=65536)
-def stem(word: str) -> str:
-    """English Snowball stem of a lower-cased word (PyStemmer)."""
-    return _stemmer().stemWord(word.lower().replace("’", "'").split("'")[0])
-
-
 def content_stems(text: str) -> list[str]:
     """Stems of the non-stopword words of `text`, in order (duplicates kept)."""
-    return [stem(w.lower) for w in words(text) if w.lower not in STOPWORDS]
-
-
-def normalise_quotes(text: str) -> str:
-    """Typographic quotes to straight ones and white space collapsed, for verbatim checks."""
-    return _SPACE.sub(" ", unicodedata.normalize("NFC", text).translate(_QUOTES)).strip()
+    return [stem(w.lower) for w in words(text) if w.lower not in ANSWER_STOPWORDS]
 
 
 def comparable(text: str) -> str:
     """A loose form for 'does this quote appear there': quotes, case, punctuation, spaces."""
     return " ".join(w.lower for w in words(normalise_quotes(text).replace("'", "’")))
-
-
-def strip_control(text: str) -> str:
-    """Remove control characters and unpaired surrogates (keeping tabs and newlines as spaces)."""
-    out = []
-    for ch in text:
-        if ch in "\t\n\r":
-            out.append(" ")
-        elif unicodedata.category(ch) in ("Cc", "Cf", "Cs") and ch not in "\u200d":
-            continue
-        else:
-            out.append(ch)
-    return "".join(out)
 
 
 def question_names(question: str) -> list[str]:
@@ -113,8 +67,8 @@ def question_names(question: str) -> list[str]:
         lower = word.lower
         first = index == 0
         is_name = (word.capitalised and not (first and lower in QUESTION_WORDS)
-                   and not (first and lower in STOPWORDS) and lower not in {"i"})
-        if is_name and lower in STOPWORDS and not run:
+                   and not (first and lower in ANSWER_STOPWORDS) and lower not in {"i"})
+        if is_name and lower in ANSWER_STOPWORDS and not run:
             is_name = False
         if word.text.isupper() and len(word.text) > 1:
             is_name = True
@@ -162,7 +116,7 @@ def name_matches(name: str, haystack_words: Iterable[str]) -> bool:
     stems = {stem(w) for w in pool}
     for part in words(name):
         low = part.lower
-        if low in STOPWORDS:
+        if low in ANSWER_STOPWORDS:
             continue
         if low in pool or stem(low) in stems:
             continue

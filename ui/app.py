@@ -15,7 +15,6 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 # (gr.SelectData, gr.Progress) against this module's globals. Importing gradio loads no model.
 import gradio as gr
 
+from index.dates import parse_day
 from index.errors import NewsQAError
 from index.records import Article
 from index.settings import Settings
@@ -54,26 +54,11 @@ QUEUE_MAX = 200
 #: batches are indexed in one run (the keyword index is rebuilt once, not per file).
 PER_FILE_LIMIT = 10
 
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the UI handlers and the API endpoints
-
-
-def parse_day(value: str | None, field: str) -> str | None:
-    """A YYYY-MM-DD filter value, None when blank; ValueError naming the field otherwise."""
-    text = (value or "").strip()
-    if not text:
-        return None
-    if not _DATE.match(text):
-        raise ValueError(f"{field} must be a date like 2019-07-31, got {text!r}")
-    try:
-        date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{field} is not a real date: {text!r}") from None
-    return text
 
 
 def parse_filters(sources: Sequence[str] | str | None, since: str | None, until: str | None
@@ -82,8 +67,8 @@ def parse_filters(sources: Sequence[str] | str | None, since: str | None, until:
     if isinstance(sources, str):
         sources = [s.strip() for s in sources.split(",")]
     chosen = [s for s in (sources or []) if s]
-    start = parse_day(since, "From date")
-    end = parse_day(until, "To date")
+    start = parse_day(since, "From date") or None
+    end = parse_day(until, "To date") or None
     if start and end and start > end:
         raise ValueError(f"From date {start} is after To date {end}")
     return {"sources": chosen or None, "since": start, "until": end}

@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from index.records import normalise_text
+from index.dates import parse_date
 from index.settings import Settings
-from index.sources import expand_inputs, iter_sources, parse_date, read_file
+from index.sources import expand_inputs, iter_sources, read_file
+from index.text import normalise_text
 from tests.conftest import SEED_ARTICLE
 
 RSS = """<?xml version="1.0"?>
