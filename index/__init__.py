@@ -1,7 +1,7 @@
 """Indexing: articles in, a persistent Chroma store and a keyword index out.
 
-Import-light: `index.update`, `index.rebuild`, `index.stats` and `index.IndexReport` load
-their modules on first use.
+Import-light: `index.update`, `index.rebuild`, `index.stats`, `index.IndexReport` and
+`index.summary_line` load their modules on first use.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ _LAZY = {
     "stats": "index.build",
     "generation": "index.build",
     "IndexReport": "index.build",
+    "summary_line": "index.build",
 }
 
 __all__ = sorted(_LAZY)

@@ -10,41 +10,62 @@ Pruning (files that disappeared): by default (`prune=None`) a file indexed earli
 folder or glob named in this run, and no longer found there, is removed from the index;
 `prune=True` removes every indexed file not found among this run's inputs (the index mirrors
 the inputs); `prune=False` never removes anything.
+
+A run with nothing new, changed or gone, whose store and keyword index are as the last run
+left them (the store's `fingerprint()`, the keyword index's published chunk count), stats
+the files and stops: it never opens an embedded store nor loads the model.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import shutil
 import socket
 import time
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing, contextmanager, suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from index.errors import IndexingError, IndexLockedError
+from filelock import FileLock, Timeout
+
+from index.chunking import ChunkingConfig, chunk_article, embedding_text
+from index.embedding import Embedder, get_embedder
+from index.errors import ChunkingMismatchError, IndexingError, IndexLockedError, SettingsError
+from index.keyword import build_from_store, is_published
+from index.manifest import Manifest
 from index.records import Article, Chunk
 from index.settings import Settings
+from index.sources import InputFile, SourceResult, expand_inputs, read_file, under_root
+from index.store import Store
 
-if TYPE_CHECKING:
-    from collections.abc import Iterator
-
-    from index.embedding import Embedder
-    from index.manifest import Manifest
-    from index.sources import InputFile, SourceResult
-    from index.store import Store
+logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
 """Called as progress(stage, done, total); stages: scan, read, chunk, embed, cleanup, keyword."""
 
 #: Chunks embedded together (across articles) before they are written and recorded.
-EMBED_GROUP = 1024
-#: Bump when chunking or the embedded text changes: stored chunks then get rewritten.
-CHUNKER_VERSION = "1"
+DEFAULT_EMBED_GROUP = 1024
 GENERATION_FILE = "generation.json"
+#: The counts `summary_line` names, in its order.
+SUMMARY_KEYS = ("indexed", "updated", "unchanged", "duplicates", "skipped", "removed")
+
+
+def summary_line(counts: Mapping[str, Any]) -> str:
+    """One line such as "2 indexed, 1 unchanged, 1 skipped" (zero counts left out).
+
+    `counts` is an IndexReport dict (a count may also be given as a list of its items).
+    """
+    parts = []
+    for key in SUMMARY_KEYS:
+        value = counts.get(key) or 0
+        count = value if isinstance(value, int) else len(value)
+        if count:
+            parts.append(f"{count} {key}")
+    return ", ".join(parts) or "nothing to do"
 
 
 @dataclass(frozen=True)
@@ -53,7 +74,8 @@ class IndexReport:
 
     indexed: new keys; updated: keys whose text changed; unchanged: keys seen with the same
     text (including unchanged files not re-read); duplicates: new keys whose text was already
-    stored under another key (stored once); removed: keys dropped (pruned or gone from a file);
+    stored under another key (stored once; `duplicate_names` says under which key, whose
+    title, source and date were kept); removed: keys dropped (pruned or gone from a file);
     skipped: inputs or records that could not be read (see errors).
     """
 
@@ -68,6 +90,7 @@ class IndexReport:
     articles: int = 0
     chunks: int = 0
     errors: tuple[dict[str, str], ...] = ()
+    duplicate_names: tuple[dict[str, str], ...] = ()
     seconds: float = 0.0
     model_loaded: bool = False
 
@@ -81,11 +104,10 @@ class IndexReport:
         return bool(self.indexed or self.updated or self.removed or self.articles_deleted)
 
     def summary(self) -> str:
-        """One line for people: what changed, what was skipped, how big the index is now."""
-        return (f"indexed {self.indexed}, updated {self.updated}, unchanged {self.unchanged}, "
-                f"skipped {self.skipped}, removed {self.removed} "
-                f"({self.chunks_added} new passages; index now holds {self.articles} articles, "
-                f"{self.chunks} passages; {self.seconds:.1f} s)")
+        """One line for people: what changed (`summary_line`), and how big the index is now."""
+        return (f"{summary_line(self.to_dict())} ({self.chunks_added} new passages; index "
+                f"now holds {self.articles} articles, {self.chunks} passages; "
+                f"{self.seconds:.1f} s)")
 
     def to_dict(self) -> dict[str, Any]:
         return {"indexed": self.indexed, "updated": self.updated, "unchanged": self.unchanged,
@@ -93,6 +115,7 @@ class IndexReport:
                 "duplicates": self.duplicates, "chunks_added": self.chunks_added,
                 "articles_deleted": self.articles_deleted, "articles": self.articles,
                 "chunks": self.chunks, "errors": [dict(e) for e in self.errors],
+                "duplicate_names": [dict(d) for d in self.duplicate_names],
                 "seconds": round(self.seconds, 3), "model_loaded": self.model_loaded,
                 "ok": self.ok}
 
@@ -107,32 +130,47 @@ class _Counts:
     chunks_added: int = 0
     articles_deleted: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
+    duplicate_names: list[dict[str, str]] = field(default_factory=list)
 
 
 # --- locking and generation stamp -----------------------------------------------------------
 
+def _make_data_dir(settings: Settings) -> None:
+    try:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SettingsError(f"data folder {settings.data_dir} cannot be created: "
+                            f"{exc.strerror or exc}; set --data-dir or NEWSQA_DATA_DIR to a "
+                            f"writable folder") from exc
+
+
+def _lock_owner(settings: Settings) -> str:
+    owner_file = settings.lock_path.with_name(settings.lock_path.name + ".owner")
+    try:
+        owner = json.loads(owner_file.read_text(encoding="utf-8"))
+        return (f"pid {owner.get('pid')} on {owner.get('host')}, "
+                f"started {owner.get('started')}")
+    except (OSError, ValueError, AttributeError):
+        return "unknown process"
+
+
 @contextmanager
 def index_lock(settings: Settings, timeout: float = 0.0) -> Iterator[None]:
     """Hold the data folder's indexing lock; IndexLockedError when another indexer has it."""
-    from filelock import FileLock, Timeout
-
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _make_data_dir(settings)
     lock = FileLock(str(settings.lock_path), timeout=max(0.0, timeout), thread_local=False,
                     is_singleton=False)
     owner_file = settings.lock_path.with_name(settings.lock_path.name + ".owner")
     try:
         lock.acquire()
     except Timeout:
-        try:
-            owner = json.loads(owner_file.read_text(encoding="utf-8"))
-            who = (f"pid {owner.get('pid')} on {owner.get('host')}, "
-                   f"started {owner.get('started')}")
-        except (OSError, ValueError):
-            who = "unknown process"
         raise IndexLockedError(
-            f"another indexer ({who}) is writing the index in {settings.data_dir} "
-            f"(lock file {settings.lock_path}); wait for it to finish and try again"
-            + (f" (waited {timeout:g} s)" if timeout else "")) from None
+            f"another indexer ({_lock_owner(settings)}) is writing the index in "
+            f"{settings.data_dir} (lock file {settings.lock_path}); wait for it to finish and "
+            f"try again" + (f" (waited {timeout:g} s)" if timeout else "")) from None
+    except OSError as exc:
+        raise SettingsError(f"data folder {settings.data_dir} is not writable (lock file "
+                            f"{settings.lock_path}: {exc.strerror or exc})") from exc
     try:
         owner_file.write_text(json.dumps({
             "pid": os.getpid(), "host": socket.gethostname(),
@@ -162,37 +200,36 @@ def _bump_generation(settings: Settings) -> str:
     return value
 
 
-# --- the run --------------------------------------------------------------------------------
+# --- the public entry points ----------------------------------------------------------------
 
 def update(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
            embedder: Embedder | None = None, store: Store | None = None,
            prune: bool | None = None, strict: bool = False,
-           progress: ProgressCallback | None = None, lock_timeout: float = 0.0) -> IndexReport:
+           progress: ProgressCallback | None = None, lock_timeout: float = 0.0,
+           embed_group: int = DEFAULT_EMBED_GROUP) -> IndexReport:
     """Index new and changed articles under `paths` (files, folders, globs); see module doc.
 
     Bad input is reported in the report's errors and never stops the run, unless `strict`,
     which raises IndexingError before anything is written. Raises IndexLockedError when another
-    indexer holds the lock for longer than `lock_timeout` seconds, and ModelMismatchError when
-    the store was built with another model (fix: `rebuild`).
+    indexer holds the lock for longer than `lock_timeout` seconds, ModelMismatchError when
+    the store was built with another model and ChunkingMismatchError when the index was
+    chunked with other chunk settings (fix for both: `rebuild`). `embed_group` chunks are
+    embedded together before they are written and recorded.
     """
     started = time.perf_counter()
     with index_lock(settings, lock_timeout):
-        return _update_locked(list(paths), settings, embedder, store, prune, strict, progress,
-                              started)
+        run = _Run(settings, store or _store(settings), embedder, progress, embed_group)
+        return run.execute(list(paths), prune, strict, started)
 
 
 def rebuild(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
             embedder: Embedder | None = None, store: Store | None = None,
             strict: bool = False, progress: ProgressCallback | None = None,
-            lock_timeout: float = 0.0) -> IndexReport:
+            lock_timeout: float = 0.0, embed_group: int = DEFAULT_EMBED_GROUP) -> IndexReport:
     """Delete the store, manifest and keyword index, then index `paths` from scratch.
 
-    This is also the fix for a model change (ModelMismatchError).
+    This is also the fix for a model or chunk settings change.
     """
-    import shutil
-
-    from index.manifest import Manifest
-
     started = time.perf_counter()
     with index_lock(settings, lock_timeout):
         store = store or _store(settings)
@@ -200,42 +237,99 @@ def rebuild(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
         with Manifest(settings.manifest_path) as manifest:
             manifest.reset()
         shutil.rmtree(settings.keyword_dir, ignore_errors=True)
-        return _update_locked(list(paths), settings, embedder, store, False, strict, progress,
-                              started, force_keyword=True)
+        run = _Run(settings, store, embedder, progress, embed_group, force_keyword=True)
+        return run.execute(list(paths), False, strict, started)
 
 
 def _store(settings: Settings) -> Store:
-    from index.store import Store
-
     return Store(settings, model_name=settings.embedding_model)
 
 
-def _chunker_signature(settings: Settings) -> str:
-    from index.chunking import TITLE_PREFIX
+# --- one run ----------------------------------------------------------------------------------
 
-    return json.dumps({"model": settings.embedding_model, "tokens": settings.chunk_tokens,
-                       "overlap": settings.chunk_overlap, "title": TITLE_PREFIX,
-                       "version": CHUNKER_VERSION}, sort_keys=True)
+@dataclass(frozen=True)
+class _Scan:
+    """What the stat pass found: the input files, those new or changed, and those gone."""
+
+    files: list[InputFile]
+    changed: list[InputFile]
+    gone: list[str]
 
 
-def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
-                   embedder: Embedder | None, store: Store | None, prune: bool | None,
-                   strict: bool, progress: ProgressCallback | None, started: float,
-                   force_keyword: bool = False) -> IndexReport:
-    from index.manifest import Manifest
-    from index.sources import expand_inputs, read_file, under_root
+@dataclass(frozen=True)
+class _Plan:
+    """One read file and the article id under each of its keys (recorded once all stored)."""
 
-    report = progress or (lambda stage, done, total: None)
-    store = store or _store(settings)
-    counts = _Counts()
+    result: SourceResult
+    refs: dict[str, str]
 
-    with Manifest(settings.manifest_path) as manifest:
-        # 1. scan: which files are new, changed or gone (stat only)
+
+class _Run:
+    """One indexing run under the lock: its inputs, the parts it writes, and its counts."""
+
+    def __init__(self, settings: Settings, store: Store, embedder: Embedder | None,
+                 progress: ProgressCallback | None, embed_group: int, *,
+                 force_keyword: bool = False) -> None:
+        if embed_group < 1:
+            raise SettingsError(f"embed_group must be at least 1, got {embed_group}")
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.report = progress or (lambda stage, done, total: None)
+        self.embed_group = embed_group
+        self.force_keyword = force_keyword
+        self.counts = _Counts()
+        self.chunking = ChunkingConfig.from_settings(settings)
+        self.new_articles: dict[str, Article] = {}  # content not stored yet, by id
+        self.written: set[str] = set()  # ids of the articles this run wrote
+
+    def execute(self, paths: Sequence[str | os.PathLike[str]], prune: bool | None,
+                strict: bool, started: float) -> IndexReport:
+        """Scan, read, embed and record, prune and clean up, publish: the steps in order."""
+        with Manifest(self.settings.manifest_path) as manifest:
+            self._check_chunking(manifest)
+            scan = self._scan(paths, prune, manifest)
+            if (not scan.changed and not scan.gone and not self.force_keyword
+                    and self._untouched(manifest)):
+                # nothing to do, and the store is exactly as the last run left it: no need to
+                # open it (or to import Chroma, or to load the model)
+                return self._quick_report(manifest, scan.files, started)
+            self.store.exists()  # raises ModelMismatchError before any work
+            stored_ids = self.store.article_ids()
+            results = self._read_all(self._to_read(scan, manifest, stored_ids))
+            if strict and self.counts.errors:
+                self._refuse_strict()
+            plans, new_articles = self._plan_articles(results, stored_ids)
+            self._embed_and_record(plans, new_articles, stored_ids, manifest)
+            self._prune(scan.gone, manifest)
+            articles, chunks = self._clean_up(manifest)
+            self._publish(manifest, articles, chunks)
+        return self._report(articles, chunks, started)
+
+    # --- checks and the stat pass --------------------------------------------------------
+
+    def _check_chunking(self, manifest: Manifest) -> None:
+        """Refuse to mix chunks of two chunk settings in one index (fix: rebuild)."""
+        current = self.chunking.signature()
+        recorded = manifest.get("chunker")
+        if recorded == current:
+            return
+        if not recorded or manifest.key_count() == 0:
+            manifest.set("chunker", current)  # first run (or no record yet): these settings
+            return
+        self.store.exists()  # a model change: the store's ModelMismatchError says it best
+        raise ChunkingMismatchError(
+            f"the index in {self.settings.data_dir} was built with other chunk settings "
+            f"({ChunkingConfig.describe_change(recorded, current)}); run "
+            f"`newsqa index --rebuild PATH...` to re-chunk and re-embed everything with them, "
+            f"or configure the original settings")
+
+    def _scan(self, paths: Sequence[str | os.PathLike[str]], prune: bool | None,
+              manifest: Manifest) -> _Scan:
+        """Which files are new, changed or gone (stat only)."""
         files, skips, roots = expand_inputs(paths)
-        counts.errors.extend(skips)
-        report("scan", len(files), len(files))
-        signature = _chunker_signature(settings)
-        force = manifest.key_count() > 0 and manifest.get("chunker") != signature
+        self.counts.errors.extend(skips)
+        self.report("scan", len(files), len(files))
         known = manifest.files()
         found = {item.path for item in files}
         gone = [] if prune is False else [
@@ -243,39 +337,73 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
                 prune is True or (any(under_root(path, root) for root in roots)
                                   and not os.path.exists(path)))]
         changed = [item for item in files if known.get(item.path) != (item.mtime, item.size)]
-        if (not changed and not gone and not force and not force_keyword
-                and _store_untouched(settings, manifest)):
-            # nothing to do, and the store is exactly as the last run left it: no need to
-            # open it (or to import Chroma, or to load the model)
-            return _quick_report(settings, manifest, files, counts, started)
+        return _Scan(files, changed, gone)
 
-        store.exists()  # raises ModelMismatchError before any work when the model changed
-        stored_ids = store.article_ids()
-        missing = manifest.referenced_ids() - stored_ids  # recorded but not in the store
-        reread = manifest.files_referencing(missing) if missing else set()
+    def _untouched(self, manifest: Manifest) -> bool:
+        """Whether the store, and the keyword index, are exactly as the last run left them."""
+        recorded = manifest.get("store")
+        if not recorded or recorded != self.store.fingerprint():
+            return False
+        try:
+            _, chunks = json.loads(manifest.get("counts"))
+        except (ValueError, TypeError):
+            return False
+        return is_published(self.settings.keyword_dir, int(chunks))
+
+    def _quick_report(self, manifest: Manifest, files: list[InputFile],
+                      started: float) -> IndexReport:
+        """The report of a run that found nothing new, changed or gone."""
+        self._count_unchanged(manifest, files)
+        articles, chunks = json.loads(manifest.get("counts"))
+        return self._report(int(articles), int(chunks), started)
+
+    def _count_unchanged(self, manifest: Manifest, files: Iterable[InputFile]) -> None:
         ref_counts = manifest.ref_counts()
-        to_read: list[InputFile] = []
         for item in files:
-            if force or item.path in reread or known.get(item.path) != (item.mtime, item.size):
-                to_read.append(item)
-            else:
-                counts.unchanged += ref_counts.get(item.path, 0)
-                counts.errors.extend(manifest.errors(item.path))  # still bad records in it
+            self.counts.unchanged += ref_counts.get(item.path, 0)
+            self.counts.errors.extend(manifest.errors(item.path))  # still bad records in it
 
-        # 2. read the changed files (no model needed)
+    def _to_read(self, scan: _Scan, manifest: Manifest, stored_ids: set[str]
+                 ) -> list[InputFile]:
+        """Changed files, and files whose articles are recorded but missing from the store."""
+        missing = manifest.referenced_ids() - stored_ids
+        reread = manifest.files_referencing(missing) if missing else set()
+        changed = {item.path for item in scan.changed} | reread
+        self._count_unchanged(manifest, [f for f in scan.files if f.path not in changed])
+        return [item for item in scan.files if item.path in changed]
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _read_all(self, to_read: list[InputFile]) -> list[SourceResult]:
+        """Read the changed files (no model needed); each file's problems are its skips."""
         results: list[SourceResult] = []
         for number, item in enumerate(to_read, start=1):
-            result = read_file(item.path, settings)
+            result = self._read_one(item)
             results.append(result)
-            counts.errors.extend(result.errors)
-            report("read", number, len(to_read))
-        if strict and counts.errors:
-            listed = "; ".join(f"{p}: {r}" for p, r in counts.errors[:10])
-            raise IndexingError(f"{len(counts.errors)} input(s) could not be indexed "
-                                f"(strict mode, nothing written): {listed}")
+            self.counts.errors.extend(result.errors)
+            self.report("read", number, len(to_read))
+        return results
 
-        # 3. which articles must be embedded: content not stored yet (or all, when forced)
-        plans: list[tuple[SourceResult, dict[str, str]]] = []
+    def _read_one(self, item: InputFile) -> SourceResult:
+        """The per-file boundary: whatever reading one file raises, the run goes on."""
+        try:
+            return read_file(item.path, self.settings)
+        except Exception as exc:  # the one per-file boundary: a bad file never stops a run
+            logger.debug("reading %s failed", item.path, exc_info=True)
+            reason = f"cannot be read ({type(exc).__name__}: {str(exc)[:200] or 'no detail'})"
+            return SourceResult(item.path, errors=((item.path, reason),), mtime=item.mtime,
+                                size=item.size)
+
+    def _refuse_strict(self) -> None:
+        errors = self.counts.errors
+        listed = "; ".join(f"{p}: {r}" for p, r in errors[:10])
+        raise IndexingError(f"{len(errors)} input(s) could not be indexed "
+                            f"(strict mode, nothing written): {listed}")
+
+    def _plan_articles(self, results: list[SourceResult], stored_ids: set[str]
+                       ) -> tuple[list[_Plan], dict[str, Article]]:
+        """Each readable file's keys, and the articles whose content is not stored yet."""
+        plans: list[_Plan] = []
         new_articles: dict[str, Article] = {}
         for result in results:
             if not result.articles:
@@ -284,169 +412,168 @@ def _update_locked(paths: Sequence[str | os.PathLike[str]], settings: Settings,
             for article in result.articles:
                 if article.key in refs:
                     if refs[article.key] != article.id:
-                        counts.errors.append((article.key, "another article in "
-                                              f"{result.path} has the same URL; kept the first"))
+                        self.counts.errors.append((article.key, "another article in "
+                                                   f"{result.path} has the same URL; kept "
+                                                   "the first"))
                     continue
                 refs[article.key] = article.id
-                if (force or article.id not in stored_ids) and article.id not in new_articles:
+                if article.id not in stored_ids and article.id not in new_articles:
                     new_articles[article.id] = article
-            plans.append((result, refs))
+            plans.append(_Plan(result, refs))
+        return plans, new_articles
 
-        # 4. chunk, embed in large groups across articles, write, then record the files
-        written: set[str] = set()
+    # --- embedding and recording ---------------------------------------------------------
+
+    def _embed_and_record(self, plans: list[_Plan], new_articles: dict[str, Article],
+                          stored_ids: set[str], manifest: Manifest) -> None:
+        """Chunk, embed in large groups across articles, write, then record the files."""
+        self.new_articles = new_articles
         pending = list(plans)
         if new_articles:
-            embedder = embedder or _embedder(settings)
-            report("chunk", 0, len(new_articles))
-            chunked = _chunk_all(list(new_articles.values()), embedder, settings, report)
-            total_chunks = sum(len(chunks) for _, chunks in chunked)
+            embedder = self._embedder()
+            self.report("chunk", 0, len(new_articles))
+            chunked = self._chunk_all(list(new_articles.values()), embedder)
+            total = sum(len(chunks) for _, chunks in chunked)
             done = 0
-            for group in _groups(chunked, EMBED_GROUP):  # module attribute: tests shrink it
-                _write_group(group, embedder, store,
-                             lambda d, _t, base=done: report("embed", base + d, total_chunks))
+            for group in _groups(chunked, self.embed_group):
+                self._write_group(group, embedder,
+                                  lambda d, _t, base=done: self.report("embed", base + d, total))
                 done += sum(len(chunks) for _, chunks in group)
-                counts.chunks_added += sum(len(chunks) for _, chunks in group)
-                written.update(article.id for article, _ in group)
+                self.counts.chunks_added += sum(len(chunks) for _, chunks in group)
+                self.written.update(article.id for article, _ in group)
                 stored_ids.update(article.id for article, _ in group)
-                pending = _record_ready(pending, stored_ids, manifest, counts)
-                report("embed", done, total_chunks)
-        pending = _record_ready(pending, stored_ids, manifest, counts)
+                pending = self._record_ready(pending, stored_ids, manifest)
+                self.report("embed", done, total)
+        pending = self._record_ready(pending, stored_ids, manifest)
         assert not pending, "every read file is recorded once its articles are stored"
 
-        # 5. prune files that disappeared, then delete articles no key references
+    def _embedder(self) -> Embedder:
+        if self.embedder is None:
+            self.embedder = get_embedder(self.settings.embedding_model)
+        return self.embedder
+
+    def _chunk_all(self, articles: list[Article], embedder: Embedder
+                   ) -> list[tuple[Article, list[Chunk]]]:
+        out = []
+        for number, article in enumerate(articles, start=1):
+            chunks = chunk_article(article, embedder, self.settings)
+            if not chunks:
+                raise IndexingError(f"{article.key}: no text to index after tokenisation")
+            out.append((article, chunks))
+            if number % 50 == 0 or number == len(articles):
+                self.report("chunk", number, len(articles))
+        return out
+
+    def _write_group(self, group: list[tuple[Article, list[Chunk]]], embedder: Embedder,
+                     progress: Callable[[int, int], None]) -> None:
+        """Embed the chunks of several articles in one call, then store article by article."""
+        texts = [embedding_text(article, chunk, embedder,
+                                title_prefix=self.chunking.title_prefix)
+                 for article, chunks in group for chunk in chunks]
+        vectors = embedder.embed_documents(texts, progress=progress)
+        items = []
+        offset = 0
+        for article, chunks in group:
+            items.append((article, chunks, vectors[offset:offset + len(chunks)]))
+            offset += len(chunks)
+        self.store.upsert_articles(items)
+
+    def _record_ready(self, pending: list[_Plan], stored_ids: set[str],
+                      manifest: Manifest) -> list[_Plan]:
+        """Record in the manifest every pending file whose articles are all stored."""
+        still = []
+        for plan in pending:
+            if not set(plan.refs.values()) <= stored_ids:
+                still.append(plan)
+                continue
+            self._count_keys(plan, manifest)
+            result = plan.result
+            manifest.replace_file(result.path, result.mtime, result.size, plan.refs.items(),
+                                  result.errors)
+        return still
+
+    def _count_keys(self, plan: _Plan, manifest: Manifest) -> None:
+        """Count a file's keys as indexed, updated, unchanged, duplicate or removed."""
+        counts = self.counts
+        old = manifest.refs(plan.result.path)
+        seen: dict[str, str] = {}  # article id -> first key in this file
+        for key, article_id in plan.refs.items():
+            if key not in old:
+                counts.indexed += 1
+                if article_id in seen or manifest.other_keys(article_id, plan.result.path):
+                    counts.duplicates += 1
+                    self._note_duplicate(key, article_id, manifest)
+            elif old[key] != article_id:
+                counts.updated += 1
+            else:
+                counts.unchanged += 1
+            seen.setdefault(article_id, key)
+        counts.removed += len(set(old) - set(plan.refs))
+
+    def _note_duplicate(self, key: str, article_id: str, manifest: Manifest) -> None:
+        """Say which name's title, source and date the stored article kept."""
+        article = self.new_articles.get(article_id) or self.store.get_article(article_id)
+        kept = article.key if article is not None else ""
+        if kept == key:
+            return
+        self.counts.duplicate_names.append({
+            "path": key, "same_text_as": kept,
+            "reason": f"same text as {kept or 'an indexed article'}: stored once, with the "
+                      f"title, source and date of {kept or 'that article'}"})
+
+    # --- pruning, clean-up and publishing ---------------------------------------------------
+
+    def _prune(self, gone: list[str], manifest: Manifest) -> None:
         for path in gone:
-            counts.removed += manifest.remove_file(path)
-        manifest.set("chunker", signature)
-        referenced = manifest.referenced_ids()
-        unreferenced = store.article_ids() - referenced
-        for number, article_id in enumerate(sorted(unreferenced), start=1):
-            store.delete_article(article_id)
-            counts.articles_deleted += 1
-            report("cleanup", number, len(unreferenced))
-        articles, chunks = store.count()
-        listed_chunks = sum(n for _, n in store.list_articles()) if articles else 0
+            self.counts.removed += manifest.remove_file(path)
+
+    def _clean_up(self, manifest: Manifest) -> tuple[int, int]:
+        """Delete articles no key references and orphan chunks; returns (articles, chunks)."""
+        unreferenced = sorted(self.store.article_ids() - manifest.referenced_ids())
+        self.store.delete_articles(unreferenced,
+                                   lambda done, total: self.report("cleanup", done, total))
+        self.counts.articles_deleted += len(unreferenced)
+        articles, chunks = self.store.count()
+        listed_chunks = sum(n for _, n in self.store.list_articles()) if articles else 0
         if listed_chunks != chunks:
-            store.sweep_orphan_chunks()
-            articles, chunks = store.count()
+            self.store.sweep_orphan_chunks()
+            articles, chunks = self.store.count()
+        return articles, chunks
 
-        # 6. keyword index and generation stamp, when anything changed
-        changed_store = bool(written or counts.removed or counts.articles_deleted
+    def _publish(self, manifest: Manifest, articles: int, chunks: int) -> None:
+        """Rebuild the keyword index and bump the generation when anything changed."""
+        counts = self.counts
+        changed_store = bool(self.written or counts.removed or counts.articles_deleted
                              or counts.updated)
-        if changed_store or force_keyword or _keyword_stale(settings, chunks):
-            from index.keyword import build_from_store
-
-            report("keyword", 0, 1)
-            build_from_store(store).save(settings.keyword_dir)
-            report("keyword", 1, 1)
-            _bump_generation(settings)
-        elif not generation(settings):
-            _bump_generation(settings)
+        if (changed_store or self.force_keyword
+                or not is_published(self.settings.keyword_dir, chunks)):
+            self.report("keyword", 0, 1)
+            build_from_store(self.store).save(self.settings.keyword_dir)
+            self.report("keyword", 1, 1)
+            _bump_generation(self.settings)
+        elif not generation(self.settings):
+            _bump_generation(self.settings)
+        if not self.store.fingerprint():
+            self.store.mark_changed()  # a store never stamped (older index): stamp it now
         manifest.set("counts", json.dumps([articles, chunks]))
-        manifest.set("store", _store_signature(settings))
+        manifest.set("store", self.store.fingerprint())
 
-    errors = tuple({"path": p, "reason": r} for p, r in counts.errors)
-    return IndexReport(
-        indexed=counts.indexed, updated=counts.updated, unchanged=counts.unchanged,
-        skipped=len(errors), removed=counts.removed, duplicates=counts.duplicates,
-        chunks_added=counts.chunks_added, articles_deleted=counts.articles_deleted,
-        articles=articles, chunks=chunks, errors=errors,
-        seconds=time.perf_counter() - started,
-        model_loaded=bool(embedder is not None and embedder.is_loaded))
-
-
-def _store_signature(settings: Settings) -> str:
-    """A cheap fingerprint of the embedded store's content ("" when unknown or a server).
-
-    Chroma logs every write with an increasing sequence number in its SQLite file; reading
-    those numbers (read-only, without importing chromadb) tells whether anything was written
-    since the last run. File times are no good: Chroma rewrites its files when it merely opens.
-    Any doubt (server, unknown schema) returns "", which makes the run reconcile fully.
-    """
-    if settings.chroma_url:
-        return ""
-    import sqlite3
-
-    database = settings.chroma_path / "chroma.sqlite3"
-    if not database.is_file():
-        return ""
-    try:
-        with closing(sqlite3.connect(f"file:{database.resolve()}?mode=ro", uri=True,
-                                     timeout=5)) as db:
-            collections = sorted(db.execute("SELECT id, name FROM collections").fetchall())
-            consumed = sorted(db.execute("SELECT segment_id, seq_id FROM max_seq_id").fetchall())
-            logged = db.execute("SELECT MAX(seq_id), COUNT(*) FROM embeddings_queue").fetchone()
-            stored = db.execute("SELECT COUNT(*) FROM embeddings").fetchone()
-    except sqlite3.Error:
-        return ""
-    return json.dumps([str(database.resolve()), collections, consumed, logged, stored])
-
-
-def _store_untouched(settings: Settings, manifest: Manifest) -> bool:
-    """Whether the store, and the keyword index, are exactly as the last run left them."""
-    recorded = manifest.get("store")
-    if not recorded or recorded != _store_signature(settings):
-        return False
-    try:
-        _, chunks = json.loads(manifest.get("counts"))
-    except (ValueError, TypeError):
-        return False
-    return not _keyword_stale(settings, int(chunks))
-
-
-def _quick_report(settings: Settings, manifest: Manifest, files: list[InputFile],
-                  counts: _Counts, started: float) -> IndexReport:
-    """The report of a run that found nothing new, changed or gone."""
-    ref_counts = manifest.ref_counts()
-    for item in files:
-        counts.unchanged += ref_counts.get(item.path, 0)
-        counts.errors.extend(manifest.errors(item.path))
-    articles, chunks = json.loads(manifest.get("counts"))
-    errors = tuple({"path": p, "reason": r} for p, r in counts.errors)
-    return IndexReport(unchanged=counts.unchanged, skipped=len(errors), articles=int(articles),
-                       chunks=int(chunks), errors=errors,
-                       seconds=time.perf_counter() - started)
-
-
-def _embedder(settings: Settings) -> Embedder:
-    from index.embedding import get_embedder
-
-    return get_embedder(settings.embedding_model)
-
-
-def _keyword_stale(settings: Settings, chunks: int) -> bool:
-    """Whether the published keyword index is missing or does not cover `chunks` chunks."""
-    from index.keyword import read_generation
-
-    current = read_generation(settings.keyword_dir)
-    if not current:
-        return True
-    folder = Path(settings.keyword_dir) / current
-    try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
-        return True
-    if int(meta.get("chunks", -1)) != chunks:
-        return True
-    return chunks > 0 and not (folder / "bm25").is_dir()
-
-
-def _chunk_all(articles: list[Article], embedder: Embedder, settings: Settings,
-               report: ProgressCallback) -> list[tuple[Article, list[Chunk]]]:
-    from index.chunking import chunk_article
-
-    out = []
-    for number, article in enumerate(articles, start=1):
-        chunks = chunk_article(article, embedder, settings)
-        if not chunks:
-            raise IndexingError(f"{article.key}: no text to index after tokenisation")
-        out.append((article, chunks))
-        if number % 50 == 0 or number == len(articles):
-            report("chunk", number, len(articles))
-    return out
+    def _report(self, articles: int, chunks: int, started: float) -> IndexReport:
+        counts = self.counts
+        errors = tuple({"path": p, "reason": r} for p, r in counts.errors)
+        return IndexReport(
+            indexed=counts.indexed, updated=counts.updated, unchanged=counts.unchanged,
+            skipped=len(errors), removed=counts.removed, duplicates=counts.duplicates,
+            chunks_added=counts.chunks_added, articles_deleted=counts.articles_deleted,
+            articles=articles, chunks=chunks, errors=errors,
+            duplicate_names=tuple(counts.duplicate_names),
+            seconds=time.perf_counter() - started,
+            model_loaded=bool(self.embedder is not None and self.embedder.is_loaded))
 
 
 def _groups(chunked: list[tuple[Article, list[Chunk]]],
             size: int) -> Iterator[list[tuple[Article, list[Chunk]]]]:
+    """Consecutive articles holding at least `size` chunks together (the last may hold fewer)."""
     group: list[tuple[Article, list[Chunk]]] = []
     count = 0
     for item in chunked:
@@ -457,49 +584,6 @@ def _groups(chunked: list[tuple[Article, list[Chunk]]],
             group, count = [], 0
     if group:
         yield group
-
-
-def _write_group(group: list[tuple[Article, list[Chunk]]], embedder: Embedder, store: Store,
-                 progress: Callable[[int, int], None]) -> None:
-    """Embed the chunks of several articles in one call, then store article by article."""
-    from index.chunking import embedding_text
-
-    texts = [embedding_text(article, chunk, embedder) for article, chunks in group
-             for chunk in chunks]
-    vectors = embedder.embed_documents(texts, progress=progress)
-    items = []
-    offset = 0
-    for article, chunks in group:
-        items.append((article, chunks, vectors[offset:offset + len(chunks)]))
-        offset += len(chunks)
-    store.upsert_articles(items)
-
-
-def _record_ready(pending: list[tuple[SourceResult, dict[str, str]]], stored_ids: set[str],
-                  manifest: Manifest, counts: _Counts
-                  ) -> list[tuple[SourceResult, dict[str, str]]]:
-    """Record in the manifest every pending file whose articles are all stored."""
-    still = []
-    for result, refs in pending:
-        if not set(refs.values()) <= stored_ids:
-            still.append((result, refs))
-            continue
-        old = manifest.refs(result.path)
-        seen: set[str] = set()
-        for key, article_id in refs.items():
-            if key not in old:
-                counts.indexed += 1
-                if article_id in seen or manifest.other_keys(article_id, result.path):
-                    counts.duplicates += 1
-            elif old[key] != article_id:
-                counts.updated += 1
-            else:
-                counts.unchanged += 1
-            seen.add(article_id)
-        counts.removed += len(set(old) - set(refs))
-        manifest.replace_file(result.path, result.mtime, result.size, refs.items(),
-                              result.errors)
-    return still
 
 
 # --- statistics ------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ word unless a single "word" is longer than a whole chunk). Every chunk is an exa
 
 from __future__ import annotations
 
+import json
 import re
 from bisect import bisect_left, bisect_right
 from dataclasses import dataclass
@@ -17,16 +18,52 @@ from index.records import Article, Chunk
 from index.settings import Settings
 
 if TYPE_CHECKING:
-    from index.embedding import Embedder
+    from index.embedding import Embedder, WordPieceCounter
 
 #: Break priorities between two tokens (higher is a better place to end a chunk).
 PARAGRAPH, LINE, SENTENCE, CLAUSE, WORD, PUNCT, NONE = 6, 5, 4, 3, 2, 1, 0
 
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*$")
-_CLAUSE_END = re.compile(r"[;:,—–-][\"'”’)\]]*$")
+#: Bump when chunking or the embedded text changes: stored chunks then need a rebuild.
+CHUNKER_VERSION = "1"
 
-#: Whether the embedded text starts with the article title (see `embedding_text`).
-TITLE_PREFIX = True
+
+@dataclass(frozen=True)
+class ChunkingConfig:
+    """What decides the stored chunks and their vectors; recorded with the index it built.
+
+    `title_prefix`: the embedded text starts with the article title (see `embedding_text`).
+    """
+
+    model: str
+    tokens: int
+    overlap: int
+    title_prefix: bool = True
+    version: str = CHUNKER_VERSION
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ChunkingConfig:
+        return cls(model=settings.embedding_model, tokens=settings.chunk_tokens,
+                   overlap=settings.chunk_overlap)
+
+    def signature(self) -> str:
+        """A stable JSON text of this config: an index built with another one is stale."""
+        return json.dumps({"model": self.model, "tokens": self.tokens,
+                           "overlap": self.overlap, "title": self.title_prefix,
+                           "version": self.version}, sort_keys=True)
+
+    @staticmethod
+    def describe_change(recorded: str, current: str) -> str:
+        """Which fields differ between two signatures, e.g. "tokens 200 -> 120"."""
+        try:
+            old = json.loads(recorded)
+        except ValueError:
+            old = {}
+        new = json.loads(current)
+        if not isinstance(old, dict):
+            old = {}
+        changed = [f"{name} {old.get(name, '(unknown)')} -> {new[name]}"
+                   for name in sorted(new) if old.get(name) != new[name]]
+        return ", ".join(changed) or "unknown settings"
 
 
 @dataclass(frozen=True)
@@ -59,54 +96,10 @@ def _gap_priorities(body: str) -> dict[int, int]:
     return priorities
 
 
-class _PieceCounter:
-    """Word-piece counts of white-space separated words, cached across articles.
-
-    BERT-style tokenizers never merge across white space, so a text's token count is the sum of
-    its words' counts: each distinct word is tokenized once, which keeps chunking fast.
-    """
-
-    def __init__(self, embedder: Embedder, limit: int = 400_000) -> None:
-        self.tokenizer = embedder.tokenizer
-        self.cache: dict[str, int] = {}
-        self.limit = limit
-
-    def counts(self, words: list[str]) -> list[int]:
-        cache = self.cache
-        missing = list({w for w in words if w not in cache})
-        if missing:
-            if len(cache) + len(missing) > self.limit:
-                cache.clear()
-            encoded = self.tokenizer.encode_batch(missing, add_special_tokens=False)
-            cache.update((w, len(e.ids)) for w, e in zip(missing, encoded, strict=True))
-        return [cache[w] for w in words]
-
-    def pieces(self, word: str) -> list[tuple[int, int]]:
-        """(start, end) offsets of a word's pieces inside the word."""
-        encoding = self.tokenizer.encode(word, add_special_tokens=False)
-        spans: list[tuple[int, int]] = []
-        for start, end in encoding.offsets:
-            if end <= start:
-                continue
-            if spans and start < spans[-1][1]:
-                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
-            else:
-                spans.append((start, end))
-        return spans or [(0, len(word))]
-
-
-_COUNTERS: dict[int, _PieceCounter] = {}
 _WORD = re.compile(r"\S+")
 
 
-def _counter(embedder: Embedder) -> _PieceCounter:
-    counter = _COUNTERS.get(id(embedder))
-    if counter is None or counter.tokenizer is not embedder.tokenizer:
-        counter = _COUNTERS[id(embedder)] = _PieceCounter(embedder)
-    return counter
-
-
-def _units(body: str, counter: _PieceCounter,
+def _units(body: str, counter: WordPieceCounter,
            size: int) -> tuple[list[int], list[int], list[int], list[int]]:
     """Units to chunk on: words (or pieces of over-long words) as starts, ends, tokens, priority.
 
@@ -197,7 +190,7 @@ def chunk_body(body: str, embedder: Embedder, settings: Settings,
                article_id: str) -> list[Chunk]:
     """Chunks of one body (see `chunk_article`)."""
     plan = ChunkPlan.for_model(settings, embedder.max_tokens)
-    starts, ends, tokens, prio = _units(body, _counter(embedder), plan.max_tokens)
+    starts, ends, tokens, prio = _units(body, embedder.word_pieces, plan.max_tokens)
     chunks = []
     for ordinal, (first, last) in enumerate(plan_units(tokens, prio, plan)):
         start, end = starts[first], ends[last - 1]
@@ -211,18 +204,20 @@ def chunk_article(article: Article, embedder: Embedder, settings: Settings) -> l
     return chunk_body(article.body, embedder, settings, article.id)
 
 
-def embedding_text(article: Article, chunk: Chunk, embedder: Embedder | None = None) -> str:
+def embedding_text(article: Article, chunk: Chunk, embedder: Embedder | None = None, *,
+                   title_prefix: bool = True) -> str:
     """The text that is embedded for a chunk: its title line, then the chunk text.
 
     The stored chunk text stays the exact body span; only the vector sees the title (on 60 eval
     questions it raised article hit@1 from 0.77 to 0.82 and hit@5 from 0.95 to 0.97). With an
     `embedder`, the title is shortened so that title + chunk fit the model without truncation.
+    `title_prefix=False` embeds the chunk text alone (`ChunkingConfig.title_prefix`).
     """
-    if not TITLE_PREFIX or not article.title.strip():
+    if not title_prefix or not article.title.strip():
         return chunk.text
     words = article.title.split()[:24]
     if embedder is not None:
-        counter = _counter(embedder)
+        counter = embedder.word_pieces
         room = embedder.max_tokens - 2 - sum(counter.counts(chunk.text.split()))
         counts = counter.counts(words)
         while words and sum(counts) > room:

@@ -6,16 +6,17 @@ path; any other model is a local path or a name already in the local cache (neve
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from index.errors import IndexingError
-from index.settings import BUNDLED_MODEL
+from index.settings import BUNDLED_MODEL, apply_offline_env
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -23,6 +24,62 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done, total) while embedding."""
+
+
+class WordPieceCounter:
+    """Word-piece counts of white-space separated words, cached across articles.
+
+    BERT-style tokenizers never merge across white space, so a text's token count is the sum of
+    its words' counts: each distinct word is tokenized once, which keeps chunking fast.
+    """
+
+    def __init__(self, tokenizer: Tokenizer, limit: int = 400_000) -> None:
+        self.tokenizer = tokenizer
+        self.cache: dict[str, int] = {}
+        self.limit = limit
+
+    def counts(self, words: list[str]) -> list[int]:
+        cache = self.cache
+        missing = list({w for w in words if w not in cache})
+        if missing:
+            if len(cache) + len(missing) > self.limit:
+                cache.clear()
+            encoded = self.tokenizer.encode_batch(missing, add_special_tokens=False)
+            cache.update((w, len(e.ids)) for w, e in zip(missing, encoded, strict=True))
+        return [cache[w] for w in words]
+
+    def pieces(self, word: str) -> list[tuple[int, int]]:
+        """(start, end) offsets of a word's pieces inside the word."""
+        encoding = self.tokenizer.encode(word, add_special_tokens=False)
+        spans: list[tuple[int, int]] = []
+        for start, end in encoding.offsets:
+            if end <= start:
+                continue
+            if spans and start < spans[-1][1]:
+                spans[-1] = (spans[-1][0], max(end, spans[-1][1]))
+            else:
+                spans.append((start, end))
+        return spans or [(0, len(word))]
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Run a small encode on one torch thread in the calling thread, then restore the setting.
+
+    On 2 shared cores, torch's second intra-op thread mostly spin-waits: a 12-sentence batch
+    took 0.5-2 s with 2 threads and under 0.1 s with 1 while other processes were busy. The
+    setting is made in the calling thread (OpenMP keeps it per thread).
+    """
+    import torch
+
+    saved = torch.get_num_threads()
+    if saved != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if saved != 1:
+            torch.set_num_threads(saved)
 
 
 def model_path(model: str) -> str:
@@ -49,6 +106,7 @@ class Embedder:
         self.batch_size = batch_size
         self._model: SentenceTransformer | None = None
         self._tokenizer: Tokenizer | None = None
+        self._word_pieces: WordPieceCounter | None = None
         self._lock = threading.Lock()
 
     @property
@@ -65,6 +123,7 @@ class Embedder:
             return
         with self._lock:
             if self._model is None:
+                apply_offline_env()  # before transformers reads its environment
                 from sentence_transformers import SentenceTransformer
 
                 try:
@@ -104,7 +163,16 @@ class Embedder:
                     self._tokenizer = self._load_tokenizer()
         return self._tokenizer
 
+    @property
+    def word_pieces(self) -> WordPieceCounter:
+        """This model's cached word-piece counter (chunk sizing, title budgets)."""
+        counter = self._word_pieces
+        if counter is None or counter.tokenizer is not self.tokenizer:
+            counter = self._word_pieces = WordPieceCounter(self.tokenizer)
+        return counter
+
     def _load_tokenizer(self) -> Tokenizer:
+        apply_offline_env()  # TOKENIZERS_PARALLELISM before the tokenizer first runs
         from tokenizers import Tokenizer
 
         file = Path(self.path) / "tokenizer.json"
@@ -136,22 +204,17 @@ class Embedder:
         return np.asarray(np.concatenate(parts), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        return self.embed_documents([text])[0]
+        """One query's embedding, computed on one torch thread (see `_one_torch_thread`)."""
+        return self.embed_small([text])[0]
 
-    def as_langchain(self) -> Any:
-        """This embedder as a LangChain `Embeddings`, for users' own chains."""
-        from langchain_core.embeddings import Embeddings
+    def embed_small(self, texts: Sequence[str]) -> np.ndarray:
+        """Embeddings of a few query-time texts (sentences, spans) on one torch thread.
 
-        embedder = self
-
-        class NewsQAEmbeddings(Embeddings):
-            def embed_documents(self, texts: list[str]) -> list[list[float]]:
-                return embedder.embed_documents(texts).tolist()
-
-            def embed_query(self, text: str) -> list[float]:
-                return embedder.embed_query(text).tolist()
-
-        return NewsQAEmbeddings()
+        `embed_documents` stays the bulk path that uses every thread torch has.
+        """
+        self.warm_up()
+        with _one_torch_thread():
+            return self.embed_documents(texts)
 
 
 _EMBEDDERS: dict[str, Embedder] = {}

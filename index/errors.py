@@ -8,6 +8,7 @@ the CLI prints its message as one line and exits 2, the web app shows it in the 
     │   ├── SourceError              one input file (or record) cannot become an article
     │   ├── StoreError               the vector store cannot be opened, read or written
     │   │   └── ModelMismatchError   the collection was built with another model
+    │   ├── ChunkingMismatchError    the index was chunked with other chunk settings
     │   ├── ManifestError            the manifest database is corrupt, locked or unwritable
     │   └── IndexLockedError         another indexer holds the lock
     └── QAError                      qa/errors.py: answering failed
@@ -53,6 +54,10 @@ class StoreError(IndexingError):
 
 class ModelMismatchError(StoreError):
     """The collection was built with another embedding model than the one configured."""
+
+
+class ChunkingMismatchError(IndexingError):
+    """The index was chunked with other chunk settings than those configured (fix: rebuild)."""
 
 
 class ManifestError(IndexingError):

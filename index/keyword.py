@@ -65,12 +65,31 @@ def keyword_text(title: str, chunk: Chunk) -> str:
     return f"{title}\n{chunk.text}" if title else chunk.text
 
 
-def read_generation(directory: str | os.PathLike[str]) -> str:
+def current_generation(directory: str | os.PathLike[str]) -> str:
     """The generation currently published in `directory` ("" when there is none)."""
     try:
         return (Path(directory) / _POINTER).read_text(encoding="utf-8").strip()
-    except OSError:
+    except (OSError, ValueError):  # missing, unreadable or not text
         return ""
+
+
+def is_published(directory: str | os.PathLike[str], chunks: int) -> bool:
+    """Whether `directory` publishes an index of exactly `chunks` chunks (cheap: no bm25s).
+
+    The indexer's check that the keyword index is in step with the store without loading it.
+    """
+    generation = current_generation(directory)
+    if not generation:
+        return False
+    folder = Path(directory) / generation
+    try:
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        published = int(meta.get("chunks", -1))
+    except (OSError, ValueError, TypeError, AttributeError):  # missing, truncated, foreign
+        return False
+    if published != chunks:
+        return False
+    return chunks == 0 or (folder / "bm25").is_dir()
 
 
 class KeywordIndex:
@@ -149,7 +168,7 @@ class KeywordIndex:
     def load(cls, directory: str | os.PathLike[str]) -> KeywordIndex | None:
         """The published index in `directory`, or None when it is missing or unreadable."""
         directory = Path(directory)
-        generation = read_generation(directory)
+        generation = current_generation(directory)
         if not generation:
             return None
         loaded = _load_generation(directory / generation)
@@ -163,7 +182,7 @@ class KeywordIndex:
         """Reload when another process published a newer generation; True if reloaded."""
         if self._directory is None:
             return False
-        generation = read_generation(self._directory)
+        generation = current_generation(self._directory)
         if not generation or generation == self._generation:
             return False
         loaded = _load_generation(self._directory / generation)
@@ -214,7 +233,12 @@ def _bm25(corpus: list[list[str]]) -> Any:
     return retriever
 
 
+#: What reading a missing, truncated or foreign generation raises (json, numpy, bm25s).
+_UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError)
+
+
 def _load_generation(folder: Path) -> tuple[list[str], list[str], Any] | None:
+    """The ids and BM25 model saved in `folder`; None when it is missing or unreadable."""
     try:
         meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
         if meta.get("format") != FORMAT_VERSION:
@@ -231,7 +255,7 @@ def _load_generation(folder: Path) -> tuple[list[str], list[str], Any] | None:
             if int(retriever.scores["num_docs"]) != len(chunk_ids):
                 return None
         return chunk_ids, article_ids, retriever
-    except Exception:  # missing, truncated or foreign files: treat as absent
+    except _UNREADABLE:  # missing, truncated or foreign files: treat as absent
         return None
 
 

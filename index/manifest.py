@@ -7,11 +7,18 @@ under that key (URL, else path). An article stays in the store while any key ref
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import ParamSpec, TypeVar
+
+from index.errors import ManifestError
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -25,15 +32,52 @@ CREATE INDEX IF NOT EXISTS refs_article ON refs (article_id);
 """
 
 
-class Manifest:
-    """Read and write the manifest; each method is its own transaction."""
+def manifest_error(path: Path, exc: sqlite3.Error | OSError) -> ManifestError:
+    """One clear line for a manifest that cannot be opened, read or written."""
+    text = str(exc)
+    if isinstance(exc, OSError):
+        why = f"cannot create its folder ({exc.strerror or exc})"
+    elif "locked" in text or "busy" in text:
+        why = "it is locked by another program; close it and try again"
+    elif "not a database" in text or "malformed" in text:
+        why = ("it is not a readable SQLite database (corrupt?); move it away and index "
+               "again: the index is reconciled from the store")
+    else:
+        why = text
+    return ManifestError(f"manifest {path}: {why}")
 
-    def __init__(self, path: str | Path) -> None:
+
+def _mapped(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """Turn SQLite errors of a Manifest method into one ManifestError naming the file."""
+    @functools.wraps(method)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(*args, **kwargs)
+        except (sqlite3.Error, OSError) as exc:
+            path = args[0].path  # type: ignore[attr-defined]
+            raise manifest_error(path, exc) from exc
+    return wrapper
+
+
+class Manifest:
+    """Read and write the manifest; each method is its own transaction.
+
+    SQLite errors (corrupt file, locked database, unwritable folder) become ManifestError.
+    """
+
+    @_mapped
+    def __init__(self, path: str | Path, *, timeout: float = 30.0) -> None:
+        """Open (creating) the manifest; `timeout`: seconds to wait for another writer."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path), timeout=30, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(SCHEMA)
+        db = sqlite3.connect(str(self.path), timeout=timeout, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
         self._migrate()
 
     def _migrate(self) -> None:
@@ -63,49 +107,60 @@ class Manifest:
 
     # --- meta ----------------------------------------------------------------------------
 
+    @_mapped
     def get(self, name: str, default: str = "") -> str:
         row = self._db.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
         return row[0] if row else default
 
+    @_mapped
     def set(self, name: str, value: str) -> None:
         self._db.execute("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
                          (name, value))
 
     # --- files and references ------------------------------------------------------------
 
+    @_mapped
     def files(self) -> dict[str, tuple[float, int]]:
         """path -> (mtime, size) of every file read successfully."""
         return {p: (m, s) for p, m, s in self._db.execute("SELECT path, mtime, size FROM files")}
 
+    @_mapped
     def errors(self, path: str) -> list[tuple[str, str]]:
         """The skips recorded when `path` was last read (bad records in a good file)."""
         row = self._db.execute("SELECT errors FROM files WHERE path = ?", (path,)).fetchone()
         return [(p, r) for p, r in json.loads(row[0])] if row else []
 
+    @_mapped
     def refs(self, path: str) -> dict[str, str]:
         """key -> article id for the articles read from `path`."""
         return dict(self._db.execute("SELECT key, article_id FROM refs WHERE path = ?", (path,)))
 
+    @_mapped
     def all_refs(self) -> list[tuple[str, str, str]]:
         return list(self._db.execute("SELECT path, key, article_id FROM refs"))
 
+    @_mapped
     def ref_counts(self) -> dict[str, int]:
         """path -> number of keys read from it."""
         return dict(self._db.execute("SELECT path, COUNT(*) FROM refs GROUP BY path"))
 
+    @_mapped
     def referenced_ids(self) -> set[str]:
         return {row[0] for row in self._db.execute("SELECT DISTINCT article_id FROM refs")}
 
+    @_mapped
     def other_keys(self, article_id: str, path: str) -> int:
         """How many keys from files other than `path` reference `article_id`."""
         row = self._db.execute("SELECT COUNT(*) FROM refs WHERE article_id = ? AND path != ?",
                                (article_id, path)).fetchone()
         return int(row[0])
 
+    @_mapped
     def files_referencing(self, article_ids: Iterable[str]) -> set[str]:
         wanted = set(article_ids)
         return {p for p, _, a in self.all_refs() if a in wanted}
 
+    @_mapped
     def replace_file(self, path: str, mtime: float, size: int,
                      refs: Iterable[tuple[str, str]],
                      errors: Iterable[tuple[str, str]] = ()) -> None:
@@ -117,6 +172,7 @@ class Manifest:
             db.execute("INSERT OR REPLACE INTO files (path, mtime, size, errors) "
                        "VALUES (?, ?, ?, ?)", (path, mtime, size, json.dumps(list(errors))))
 
+    @_mapped
     def remove_file(self, path: str) -> int:
         """Forget a file; returns how many keys it had."""
         with self._transaction() as db:
@@ -124,9 +180,11 @@ class Manifest:
             db.execute("DELETE FROM files WHERE path = ?", (path,))
         return int(removed)
 
+    @_mapped
     def key_count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM refs").fetchone()[0])
 
+    @_mapped
     def reset(self) -> None:
         with self._transaction() as db:
             db.execute("DELETE FROM refs")

@@ -20,6 +20,11 @@ def short_hash(text: str, length: int = 16) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:length]
 
 
+def article_id(body: str) -> str:
+    """The id of the article with this body: the hash of its normalised text (the ONE rule)."""
+    return "a" + short_hash(normalise_text(body))
+
+
 @dataclass(frozen=True)
 class ArticleMeta:
     """Everything about an article except its body: what citations and filters need."""
@@ -67,7 +72,7 @@ class Article:
             raise ValueError("Article.body is empty")
         check_iso(self.published, "Article.published")
         object.__setattr__(self, "metadata", MappingProxyType(dict(self.metadata)))
-        object.__setattr__(self, "id", "a" + short_hash(normalise_text(self.body)))
+        object.__setattr__(self, "id", article_id(self.body))
 
     @property
     def key(self) -> str:

@@ -1,4 +1,4 @@
-"""The one settings object: defaults, help text, NEWSQA_* environment variables.
+"""The one settings object, layered by owner: defaults, help text, NEWSQA_* variables.
 
 Environment variables are read only where `Settings.from_env` is called: the CLI and the
 app start. Library code receives a `Settings` value and never looks at the environment.
@@ -36,64 +36,92 @@ def apply_offline_env(environ: dict[str, str] | None = None) -> None:
         target[key] = value
 
 
-def _setting(default: Any, help: str, env: str | None = None) -> Any:
-    return field(default=default, metadata={"help": help, "env": env})
+LAYERS = ("index", "qa", "ui")
+
+
+def _setting(default: Any, help: str, env: str, layer: str) -> Any:
+    assert layer in LAYERS, layer
+    return field(default=default, metadata={"help": help, "env": env, "layer": layer})
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Everything configurable in newsqa, with its default and its help text."""
+    """Everything configurable in newsqa, with its default, help text and owning layer.
 
+    One value for the whole process, visibly layered: each field belongs to the layer that
+    reads it (`index`: store, model, chunking, inputs; `qa`: retrieval depth and answerer;
+    `ui`: the web server). It lives here, in the bottom layer, so that every package can
+    receive it without importing upwards; each layer validates its own fields.
+    """
+
+    # --- index: where things are stored, the model, chunking, inputs ---------------------
     data_dir: Path = _setting(
         Path("data"), "Folder for everything newsqa writes (store, keyword index, uploads).",
-        "NEWSQA_DATA_DIR")
+        "NEWSQA_DATA_DIR", "index")
     chroma_url: str = _setting(
         "", "URL of a Chroma server (http://host:port); empty uses an embedded store "
-        "under the data folder.", "NEWSQA_CHROMA_URL")
-    collection: str = _setting("newsqa", "Chroma collection name.", "NEWSQA_COLLECTION")
+        "under the data folder.", "NEWSQA_CHROMA_URL", "index")
+    collection: str = _setting("newsqa", "Chroma collection name.", "NEWSQA_COLLECTION",
+                               "index")
     embedding_model: str = _setting(
         BUNDLED_MODEL, "sentence-transformers model: the bundled all-MiniLM-L6-v2, "
-        "or a local path / model name available offline.", "NEWSQA_EMBEDDING_MODEL")
+        "or a local path / model name available offline.", "NEWSQA_EMBEDDING_MODEL", "index")
     chunk_tokens: int = _setting(
-        200, "Chunk size in word pieces of the embedding model.", "NEWSQA_CHUNK_TOKENS")
+        200, "Chunk size in word pieces of the embedding model.", "NEWSQA_CHUNK_TOKENS",
+        "index")
     chunk_overlap: int = _setting(
-        40, "Overlap between consecutive chunks, in word pieces.", "NEWSQA_CHUNK_OVERLAP")
-    top_k: int = _setting(6, "Passages retrieved per question.", "NEWSQA_TOP_K")
-    llm: str = _setting(
-        "", "Answerer: empty for the offline extractive answerer, or ollama:MODEL / "
-        "openai:MODEL.", "NEWSQA_LLM")
-    llm_base_url: str = _setting(
-        "", "Base URL of an OpenAI-compatible or Ollama server for the LLM answerer.",
-        "NEWSQA_LLM_BASE_URL")
-    auth: str = _setting("", "USER:PASS required to open the web chat; empty for none.",
-                         "NEWSQA_AUTH")
+        40, "Overlap between consecutive chunks, in word pieces.", "NEWSQA_CHUNK_OVERLAP",
+        "index")
     seeds_dir: Path = _setting(
         Path("seeds"), "Articles indexed on first start when the store is empty.",
-        "NEWSQA_SEEDS_DIR")
-    host: str = _setting("127.0.0.1", "Address the web chat binds to.", "NEWSQA_HOST")
-    port: int = _setting(7860, "Port of the web chat.", "NEWSQA_PORT")
+        "NEWSQA_SEEDS_DIR", "index")
     max_upload_mb: int = _setting(
-        20, "Largest article file accepted (upload or indexing), in MB.", "NEWSQA_MAX_UPLOAD_MB")
+        20, "Largest article file accepted (upload or indexing), in MB.",
+        "NEWSQA_MAX_UPLOAD_MB", "index")
+
+    # --- qa: retrieval depth and the answerer ---------------------------------------------
+    top_k: int = _setting(6, "Passages retrieved per question.", "NEWSQA_TOP_K", "qa")
+    llm: str = _setting(
+        "", "Answerer: empty for the offline extractive answerer, or ollama:MODEL / "
+        "openai:MODEL.", "NEWSQA_LLM", "qa")
+    llm_base_url: str = _setting(
+        "", "Base URL of an OpenAI-compatible or Ollama server for the LLM answerer.",
+        "NEWSQA_LLM_BASE_URL", "qa")
+
+    # --- ui: the web chat ---------------------------------------------------------------------
+    auth: str = _setting("", "USER:PASS required to open the web chat; empty for none.",
+                         "NEWSQA_AUTH", "ui")
+    host: str = _setting("127.0.0.1", "Address the web chat binds to.", "NEWSQA_HOST", "ui")
+    port: int = _setting(7860, "Port of the web chat.", "NEWSQA_PORT", "ui")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "data_dir", Path(self.data_dir))
         object.__setattr__(self, "seeds_dir", Path(self.seeds_dir))
+        self._check_index()
+        self._check_qa()
+        self._check_ui()
+
+    def _check_index(self) -> None:
         if self.chunk_tokens < 16:
             raise SettingsError(f"chunk_tokens must be at least 16, got {self.chunk_tokens}")
         if not 0 <= self.chunk_overlap < self.chunk_tokens:
             raise SettingsError(
                 f"chunk_overlap must be between 0 and chunk_tokens-1, got {self.chunk_overlap}")
-        if self.top_k < 1:
-            raise SettingsError(f"top_k must be at least 1, got {self.top_k}")
-        if self.auth and ":" not in self.auth:
-            raise SettingsError("auth must look like USER:PASS")
         if self.chroma_url and not self.chroma_url.startswith(("http://", "https://")):
             raise SettingsError(f"chroma_url must start with http:// or https://, "
                                 f"got {self.chroma_url!r}")
-        if not 0 <= self.port < 65536:
-            raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
         if self.max_upload_mb < 1:
             raise SettingsError("max_upload_mb must be at least 1")
+
+    def _check_qa(self) -> None:
+        if self.top_k < 1:
+            raise SettingsError(f"top_k must be at least 1, got {self.top_k}")
+
+    def _check_ui(self) -> None:
+        if self.auth and ":" not in self.auth:
+            raise SettingsError("auth must look like USER:PASS")
+        if not 0 <= self.port < 65536:
+            raise SettingsError(f"port must be between 0 and 65535, got {self.port}")
 
     # Derived locations: everything newsqa writes lives under data_dir.
     @property
@@ -141,6 +169,12 @@ class Settings:
         """Field name -> (environment variable, default, help), for docs and --help."""
         return {f.name: (f.metadata.get("env"), f.default, f.metadata["help"])
                 for f in dataclasses.fields(cls)}
+
+    @classmethod
+    def layers(cls) -> dict[str, tuple[str, ...]]:
+        """Layer -> the names of the fields it owns (index, qa, ui)."""
+        return {layer: tuple(f.name for f in dataclasses.fields(cls)
+                             if f.metadata["layer"] == layer) for layer in LAYERS}
 
     def to_dict(self) -> dict[str, Any]:
         out = {k: (str(v) if isinstance(v, Path) else v)

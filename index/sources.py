@@ -94,6 +94,118 @@ def _skippable(name: str) -> bool:
     return name.startswith(".") or name.lower().startswith("readme.")
 
 
+def describe_supported() -> str:
+    """The accepted suffixes as one phrase, for messages and upload hints."""
+    return ", ".join(sorted(SUPPORTED_SUFFIXES))
+
+
+def _unsupported(suffix: str) -> str:
+    return (f"unsupported file type {suffix or '(no extension)'!r}; "
+            f"supported: {describe_supported()}")
+
+
+class _Scan:
+    """One expansion of the inputs: the files found, the skips, and the roots walked."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, InputFile] = {}
+        self.real_paths: set[str] = set()  # one entry per real file, however many links
+        self.skips: list[Skip] = []
+        self.roots: list[str] = []
+
+    def add_input(self, raw: str | os.PathLike[str]) -> None:
+        """One named input: a file, a folder, a glob pattern, or a mistake."""
+        text = os.fspath(raw)
+        if not text.strip():
+            self.skips.append((text, "empty path"))
+            return
+        path = normalise_path(os.path.expanduser(text))
+        if os.path.isdir(path):
+            self.roots.append(path)
+            self.walk(path, path)
+        elif os.path.isfile(path):
+            self.add_file(path, "", explicit=True)
+        elif os.path.islink(path):
+            self.skips.append((path, _link_reason(path)))
+        elif is_pattern(text):
+            self.add_pattern(text)
+        else:
+            self.skips.append((path, "no such file or folder"))
+
+    def add_pattern(self, text: str) -> None:
+        pattern = normalise_path(os.path.expanduser(text))
+        self.roots.append(pattern)
+        matches = sorted(glob.glob(pattern, recursive=True))
+        if not matches:
+            self.skips.append((text, "no file matches this pattern"))
+        for match in matches:
+            match = normalise_path(match)
+            if os.path.isdir(match):
+                self.walk(match, pattern)
+            else:
+                self.add_file(match, pattern, explicit=False)
+
+    def add_file(self, path: str, root: str, explicit: bool) -> None:
+        name = os.path.basename(path)
+        if not explicit and _skippable(name):
+            return
+        suffix = os.path.splitext(name)[1].lower()
+        if suffix not in SUPPORTED_SUFFIXES:
+            self.skips.append((path, _unsupported(suffix)))
+            return
+        try:
+            st = os.stat(path)
+        except OSError as exc:
+            self.skips.append((path, _os_reason(path, exc)))
+            return
+        real = os.path.realpath(path)
+        if path not in self.files and real not in self.real_paths:
+            self.real_paths.add(real)
+            self.files[path] = InputFile(path, st.st_mtime, st.st_size, root)
+
+    def walk(self, folder: str, root: str) -> None:
+        """Every article file under `folder`, following links without looping."""
+        seen: set[str] = set()
+
+        def on_error(exc: OSError) -> None:
+            self.skips.append((normalise_path(exc.filename or folder),
+                               _os_reason(exc.filename or folder, exc)))
+
+        for current, dirnames, filenames in os.walk(folder, followlinks=True, onerror=on_error):
+            real = os.path.realpath(current)
+            if real in seen:
+                self.skips.append((current,
+                                   f"symbolic link loop: {current} leads back to {real}"))
+                dirnames[:] = []
+                continue
+            seen.add(real)
+            dirnames[:] = self._subfolders(current, real, dirnames, seen)
+            for name in sorted(filenames):
+                full = normalise_path(os.path.join(current, name))
+                if os.path.islink(full) and not os.path.exists(full):
+                    if not _skippable(name):
+                        self.skips.append((full, _link_reason(full)))
+                    continue
+                self.add_file(full, root, explicit=False)
+
+    def _subfolders(self, current: str, real: str, names: list[str],
+                    seen: set[str]) -> list[str]:
+        """The subfolders to walk into: not hidden, not a link back up the tree."""
+        keep = []
+        for name in sorted(names):
+            full = os.path.join(current, name)
+            if name.startswith("."):
+                continue
+            target = os.path.realpath(full)
+            if os.path.islink(full) and (target in seen or real.startswith(target + os.sep)
+                                         or target == real):
+                self.skips.append((normalise_path(full),
+                                   f"symbolic link loop: {full} points back to {target}"))
+                continue
+            keep.append(name)
+        return keep
+
+
 def expand_inputs(paths: Iterable[str | os.PathLike[str]]
                   ) -> tuple[list[InputFile], list[Skip], list[str]]:
     """Files named by `paths` (files, folders, globs), skips, and the scanned roots.
@@ -101,91 +213,10 @@ def expand_inputs(paths: Iterable[str | os.PathLike[str]]
     Roots are the folders and glob patterns that were walked: files that disappear from under
     a root are the ones pruning may remove. Unsupported files are skipped with a reason.
     """
-    files: dict[str, InputFile] = {}
-    real_paths: set[str] = set()  # one entry per real file, however many links lead to it
-    skips: list[Skip] = []
-    roots: list[str] = []
-
-    def add_file(path: str, root: str, explicit: bool) -> None:
-        name = os.path.basename(path)
-        if not explicit and _skippable(name):
-            return
-        suffix = os.path.splitext(name)[1].lower()
-        if suffix not in SUPPORTED_SUFFIXES:
-            skips.append((path, f"unsupported file type {suffix or '(no extension)'!r}; "
-                                f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}"))
-            return
-        try:
-            st = os.stat(path)
-        except OSError as exc:
-            skips.append((path, _os_reason(path, exc)))
-            return
-        real = os.path.realpath(path)
-        if path not in files and real not in real_paths:
-            real_paths.add(real)
-            files[path] = InputFile(path, st.st_mtime, st.st_size, root)
-
-    def walk(folder: str, root: str) -> None:
-        seen: set[str] = set()
-        for current, dirnames, filenames in os.walk(folder, followlinks=True,
-                                                    onerror=lambda e: skips.append(
-                                                        (normalise_path(e.filename or folder),
-                                                         _os_reason(e.filename or folder, e)))):
-            real = os.path.realpath(current)
-            if real in seen:
-                skips.append((current, f"symbolic link loop: {current} leads back to {real}"))
-                dirnames[:] = []
-                continue
-            seen.add(real)
-            keep = []
-            for name in sorted(dirnames):
-                full = os.path.join(current, name)
-                if name.startswith("."):
-                    continue
-                target = os.path.realpath(full)
-                if os.path.islink(full) and (target in seen or real.startswith(target + os.sep)
-                                             or target == real):
-                    skips.append((normalise_path(full),
-                                  f"symbolic link loop: {full} points back to {target}"))
-                    continue
-                keep.append(name)
-            dirnames[:] = keep
-            for name in sorted(filenames):
-                full = normalise_path(os.path.join(current, name))
-                if os.path.islink(full) and not os.path.exists(full):
-                    if not _skippable(name):
-                        skips.append((full, _link_reason(full)))
-                    continue
-                add_file(full, root, explicit=False)
-
+    scan = _Scan()
     for raw in paths:
-        text = os.fspath(raw)
-        if not text.strip():
-            skips.append((text, "empty path"))
-            continue
-        path = normalise_path(os.path.expanduser(text))
-        if os.path.isdir(path):
-            roots.append(path)
-            walk(path, path)
-        elif os.path.isfile(path):
-            add_file(path, "", explicit=True)
-        elif os.path.islink(path):
-            skips.append((path, _link_reason(path)))
-        elif is_pattern(text):
-            pattern = normalise_path(os.path.expanduser(text))
-            roots.append(pattern)
-            matches = sorted(glob.glob(pattern, recursive=True))
-            if not matches:
-                skips.append((text, "no file matches this pattern"))
-            for match in matches:
-                match = normalise_path(match)
-                if os.path.isdir(match):
-                    walk(match, pattern)
-                else:
-                    add_file(match, pattern, explicit=False)
-        else:
-            skips.append((path, "no such file or folder"))
-    return sorted(files.values(), key=lambda f: f.path), skips, roots
+        scan.add_input(raw)
+    return sorted(scan.files.values(), key=lambda f: f.path), scan.skips, scan.roots
 
 
 def _link_reason(path: str) -> str:
@@ -250,8 +281,7 @@ def read_file(path: str | os.PathLike[str], settings: Settings) -> SourceResult:
 def _read(path: str, size: int, settings: Settings) -> tuple[list[Article], list[Skip]]:
     suffix = os.path.splitext(path)[1].lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise _Reject(f"unsupported file type {suffix or '(no extension)'!r}; "
-                      f"supported: {', '.join(sorted(SUPPORTED_SUFFIXES))}")
+        raise _Reject(_unsupported(suffix))
     if not os.path.isfile(path):
         raise _Reject("not a regular file")
     if size > settings.max_file_bytes:
@@ -427,12 +457,13 @@ _PAGE_CHROME = ["//nav", "//footer", "//aside", "//header//ul", "//form"]
 
 
 def _read_html(path: str, text: str) -> Article:
+    import lxml.etree
     import trafilatura
 
     try:
         doc = trafilatura.bare_extraction(text, with_metadata=True, include_comments=False,
                                           include_tables=True, prune_xpath=_PAGE_CHROME)
-    except Exception as exc:  # trafilatura raises assorted lxml errors on broken markup
+    except (lxml.etree.LxmlError, ValueError) as exc:  # lxml's errors on broken markup
         raise _Reject(f"cannot parse HTML: {exc}") from None
     data = doc.as_dict() if doc is not None and hasattr(doc, "as_dict") else (doc or {})
     body = (data.get("text") or "").strip()
@@ -466,11 +497,12 @@ def html_to_text(fragment: str) -> str:
         import html
 
         return html.unescape(fragment).strip()
+    import lxml.etree
     import lxml.html
 
     try:
         root = lxml.html.fragment_fromstring(fragment, create_parent="div")
-    except Exception:  # not HTML after all
+    except (lxml.etree.LxmlError, ValueError):  # not HTML after all
         return fragment.strip()
     for bad in root.xpath("//script|//style"):
         bad.drop_tree()

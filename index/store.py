@@ -9,11 +9,16 @@ Embeddings are always passed explicitly; Chroma's default embedding function is 
 
 from __future__ import annotations
 
-import contextlib
+import functools
+import json
+import os
 import threading
-from collections.abc import Iterator, Sequence
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -22,10 +27,53 @@ import numpy as np
 from index.dates import day_number, published_day
 from index.errors import ModelMismatchError, StoreError
 from index.records import Article, ArticleMeta, Chunk
-from index.settings import Settings
+from index.settings import Settings, apply_offline_env
 
 SCHEMA_VERSION = 1
 _META_FIELDS = ("title", "source", "author", "published", "url", "path")
+#: Collection metadata key (server mode) holding the write stamp; see `Store.fingerprint`.
+STAMP_KEY = "newsqa_write_stamp"
+#: File beside the embedded store's data holding the write stamp.
+STAMP_FILE = "newsqa-write-stamp"
+
+ArticleItem = tuple[Article, Sequence[Chunk], np.ndarray]
+"""An article, its chunks and their embeddings (one row per chunk): what the store writes."""
+
+
+@functools.cache
+def chroma_errors() -> tuple[type[BaseException], ...]:
+    """What chromadb raises for a store it cannot reach, read or write (mapped to StoreError).
+
+    Its own errors, the ValueError it raises for an unreachable server or a refused request,
+    OS errors of the embedded files, and its HTTP transport's errors.
+    """
+    import chromadb.errors
+    import httpx
+
+    return (chromadb.errors.ChromaError, ValueError, OSError, httpx.HTTPError)
+
+
+def _not_found() -> type[BaseException]:
+    import chromadb.errors
+
+    return chromadb.errors.NotFoundError
+
+
+def forget_cached_clients() -> None:
+    """Make the next embedded Chroma client in this process re-read its folder from disk.
+
+    Chroma keeps one System per path per process, whose in-memory vector index does not see
+    other processes' writes. Its public `clear_system_cache` drops them without stopping them,
+    so queries already running on old handles finish.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    SharedSystemClient.clear_system_cache()
+
+
+def new_stamp() -> str:
+    """A value no other write (in any process, on any machine) has used."""
+    return f"{time.time_ns()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
 def build_where(*, sources: Sequence[str] | None = None, since: str | date | None = None,
@@ -49,15 +97,6 @@ def build_where(*, sources: Sequence[str] | None = None, since: str | date | Non
     return clauses[0] if len(clauses) == 1 else {"$and": clauses}
 
 
-def _evict_chroma_system(path: str) -> None:
-    """Forget Chroma's cached System for `path` so that the next client re-reads the disk."""
-    from chromadb.api.shared_system_client import SharedSystemClient as Shared
-
-    with Shared._refcount_lock:
-        Shared._identifier_to_system.pop(path, None)
-        Shared._identifier_to_refcount.pop(path, None)
-
-
 @dataclass(frozen=True)
 class ChunkHit:
     """A chunk returned by a dense query, with its article's metadata and cosine similarity."""
@@ -67,11 +106,26 @@ class ChunkHit:
     similarity: float
 
 
-def _chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
+def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
+    """The metadata stored with a chunk: its article's fields, offsets and day number."""
     meta: dict[str, Any] = {name: getattr(article, name) for name in _META_FIELDS}
     meta.update(article_id=article.id, ordinal=chunk.ordinal, start=chunk.start,
                 end=chunk.end, published_day=published_day(article.published))
     return meta
+
+
+def article_record(article: Article, chunk_count: int) -> dict[str, Any]:
+    """The metadata stored with an article record."""
+    record: dict[str, Any] = {name: getattr(article, name) for name in _META_FIELDS}
+    record.update(published_day=published_day(article.published), chunk_count=chunk_count,
+                  article_id=article.id)
+    return record
+
+
+def centroid(embeddings: np.ndarray) -> np.ndarray:
+    """The unit-length mean of an article's chunk embeddings (its article-record vector)."""
+    mean = embeddings.mean(axis=0)
+    return mean / (np.linalg.norm(mean) or 1.0)
 
 
 def _article_from(meta: dict[str, Any], article_id: str) -> ArticleMeta:
@@ -102,6 +156,7 @@ class Store:
         return self.settings.chroma_url or str(self.settings.chroma_path.resolve())
 
     def _connect(self) -> Any:
+        apply_offline_env()  # before chromadb reads its telemetry settings
         import chromadb
 
         chroma_settings = chromadb.Settings(anonymized_telemetry=False)
@@ -115,39 +170,45 @@ class Store:
             self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
             return chromadb.PersistentClient(path=str(self.settings.chroma_path),
                                              settings=chroma_settings)
-        except Exception as exc:
+        except chroma_errors() as exc:
             raise StoreError(f"cannot open the Chroma store at {self.location}: {exc}") from exc
+
+    def _client_now(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._connect()
+            return self._client
 
     def _collections(self, dimension: int | None = None) -> tuple[Any, Any] | None:
         """(chunks, articles), created when `dimension` is given; None when absent."""
         with self._lock:
             if self._chunks is not None:
                 return self._chunks, self._articles
-            if self._client is None:
-                self._client = self._connect()
+            client = self._client_now()
             names = {self.settings.collection, self._articles_name}
             try:
                 existing = {c.name if hasattr(c, "name") else str(c)
-                            for c in self._client.list_collections()}
-            except Exception as exc:
+                            for c in client.list_collections()}
+            except chroma_errors() as exc:
                 raise StoreError(f"cannot list collections at {self.location}: {exc}") from exc
             if not names <= existing and dimension is None:
                 return None
-            metadata = {"embedding_model": self.model_name, "dimension": dimension or 0,
-                        "newsqa_schema": SCHEMA_VERSION}
-            try:
-                chunks = self._client.get_or_create_collection(
-                    self.settings.collection, embedding_function=None, metadata=metadata,
-                    configuration={"hnsw": {"space": "cosine"}})
-                articles = self._client.get_or_create_collection(
-                    self._articles_name, embedding_function=None, metadata=metadata,
-                    configuration={"hnsw": {"space": "cosine"}})
-            except Exception as exc:
-                raise StoreError(f"cannot open collection {self.settings.collection!r} "
-                                 f"at {self.location}: {exc}") from exc
+            chunks, articles = self._open_collections(client, dimension)
             self._check_model(chunks.metadata or {}, dimension)
             self._chunks, self._articles = chunks, articles
             return chunks, articles
+
+    def _open_collections(self, client: Any, dimension: int | None) -> tuple[Any, Any]:
+        metadata = {"embedding_model": self.model_name, "dimension": dimension or 0,
+                    "newsqa_schema": SCHEMA_VERSION}
+        try:
+            return tuple(client.get_or_create_collection(  # type: ignore[return-value]
+                name, embedding_function=None, metadata=metadata,
+                configuration={"hnsw": {"space": "cosine"}})
+                for name in (self.settings.collection, self._articles_name))
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot open collection {self.settings.collection!r} "
+                             f"at {self.location}: {exc}") from exc
 
     @property
     def _articles_name(self) -> str:
@@ -170,13 +231,66 @@ class Store:
         """Drop cached handles so that the next call sees what other processes wrote.
 
         An embedded Chroma keeps one System per path per process, whose in-memory vector index
-        does not see other processes' writes; it is evicted (not stopped, so queries already
-        running on the old handles finish) and the next call loads a fresh one from disk.
+        does not see other processes' writes; the cache is cleared (see `forget_cached_clients`)
+        and the next call loads a fresh System from disk.
         """
         with self._lock:
-            if self._client is not None and not self.settings.chroma_url:
-                _evict_chroma_system(str(self.settings.chroma_path))
+            if not self.settings.chroma_url:
+                forget_cached_clients()
             self._client = self._chunks = self._articles = None
+
+    # --- the change signal -----------------------------------------------------------------
+
+    @property
+    def _stamp_file(self) -> Path:
+        return self.settings.chroma_path / STAMP_FILE
+
+    def fingerprint(self) -> str:
+        """A value that changes whenever newsqa writes to this store ("" when unknown).
+
+        Every write first stores a new stamp (before touching the data, so an interrupted
+        write changes it too). Embedded: a file beside the data, read without importing
+        chromadb. Server: the chunk collection's metadata, one request, visible to every
+        machine using the server.
+        """
+        if self.settings.chroma_url:
+            stamp = self._server_stamp()
+        else:
+            try:
+                stamp = self._stamp_file.read_text(encoding="utf-8").strip()
+            except (OSError, ValueError):
+                stamp = ""
+        return json.dumps([self.location, self.settings.collection, stamp]) if stamp else ""
+
+    def _server_stamp(self) -> str:
+        client = self._client_now()
+        try:
+            metadata = client.get_collection(self.settings.collection).metadata or {}
+        except _not_found():
+            return ""
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read collection {self.settings.collection!r} "
+                             f"at {self.location}: {exc}") from exc
+        return str(metadata.get(STAMP_KEY) or "")
+
+    def mark_changed(self) -> None:
+        """Store a new write stamp (every write does this first; see `fingerprint`)."""
+        stamp = new_stamp()
+        if not self.settings.chroma_url:
+            self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
+            temporary = self._stamp_file.with_name(f".{STAMP_FILE}.{os.getpid()}.tmp")
+            temporary.write_text(stamp, encoding="utf-8")
+            os.replace(temporary, self._stamp_file)
+            return
+        collections = self._collections()
+        if collections is None:
+            return  # nothing stored yet: the first write creates the collection, then stamps
+        chunk_col = collections[0]
+        try:
+            chunk_col.modify(metadata={**(chunk_col.metadata or {}), STAMP_KEY: stamp})
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot write to collection {self.settings.collection!r} "
+                             f"at {self.location}: {exc}") from exc
 
     # --- writing -------------------------------------------------------------------------
 
@@ -185,8 +299,7 @@ class Store:
         """Write an article's chunks, then its record (which makes it visible)."""
         self.upsert_articles([(article, chunks, embeddings)])
 
-    def upsert_articles(self, items: Sequence[tuple[Article, Sequence[Chunk], np.ndarray]]
-                        ) -> None:
+    def upsert_articles(self, items: Sequence[ArticleItem]) -> None:
         """Write several articles in a few batched calls: all chunks first, then the records.
 
         Same visibility barrier as `upsert_article`: a record is written only after all of its
@@ -194,75 +307,105 @@ class Store:
         """
         if not items:
             return
-        for article, chunks, embeddings in items:
-            if len(chunks) != len(embeddings) or not chunks:
-                raise StoreError(f"article {article.id}: {len(chunks)} chunks but "
-                                 f"{len(embeddings)} embeddings")
+        _check_items(items)
         chunk_col, article_col = self._collections(dimension=int(items[0][2].shape[1]))
+        self.mark_changed()
         batch = self._batch_size()
-        ids = [a.id for a, _, _ in items]
         try:
-            stale: set[str] = set()
-            for begin in range(0, len(ids), 500):
-                stale.update(chunk_col.get(where={"article_id": {"$in": ids[begin:begin + 500]}},
-                                           include=[])["ids"])
-            rows = [(c, article, vector) for article, chunks, embeddings in items
-                    for c, vector in zip(chunks, embeddings, strict=True)]
-            for begin in range(0, len(rows), batch):
-                part = rows[begin:begin + batch]
-                chunk_col.upsert(ids=[c.id for c, _, _ in part],
-                                 embeddings=np.stack([v for _, _, v in part]),
-                                 documents=[c.text for c, _, _ in part],
-                                 metadatas=[_chunk_metadata(a, c) for c, a, _ in part])
-            stale -= {c.id for c, _, _ in rows}
-            if stale:
-                ordered = sorted(stale)
-                for begin in range(0, len(ordered), batch):
-                    chunk_col.delete(ids=ordered[begin:begin + batch])
-            records, centroids = [], []
-            for article, chunks, embeddings in items:
-                centroid = embeddings.mean(axis=0)
-                centroids.append(centroid / (np.linalg.norm(centroid) or 1.0))
-                record = {name: getattr(article, name) for name in _META_FIELDS}
-                record.update(published_day=published_day(article.published),
-                              chunk_count=len(chunks), article_id=article.id)
-                records.append(record)
-            for begin in range(0, len(items), batch):
-                article_col.upsert(ids=ids[begin:begin + batch],
-                                   embeddings=np.stack(centroids[begin:begin + batch]),
-                                   documents=[a.body for a, _, _ in items[begin:begin + batch]],
-                                   metadatas=records[begin:begin + batch])
-        except Exception as exc:
+            stale = self._chunk_ids_of([a.id for a, _, _ in items])
+            written = self._write_chunks(chunk_col, items, batch)
+            self._delete_ids(chunk_col, sorted(stale - written), batch)
+            self._write_records(article_col, items, batch)
+        except chroma_errors() as exc:
             first = items[0][0]
             raise StoreError(f"cannot write {len(items)} article(s) starting with {first.id} "
                              f"({first.key or first.title!r}): {exc}") from exc
 
+    def _chunk_ids_of(self, article_ids: list[str]) -> set[str]:
+        """Ids of every stored chunk of these articles."""
+        chunk_col = self._chunks
+        found: set[str] = set()
+        for begin in range(0, len(article_ids), 500):
+            found.update(chunk_col.get(
+                where={"article_id": {"$in": article_ids[begin:begin + 500]}},
+                include=[])["ids"])
+        return found
+
+    @staticmethod
+    def _write_chunks(chunk_col: Any, items: Sequence[ArticleItem], batch: int) -> set[str]:
+        """Write every chunk of `items` in batches; returns the ids written."""
+        rows = [(c, article, vector) for article, chunks, embeddings in items
+                for c, vector in zip(chunks, embeddings, strict=True)]
+        for begin in range(0, len(rows), batch):
+            part = rows[begin:begin + batch]
+            chunk_col.upsert(ids=[c.id for c, _, _ in part],
+                             embeddings=np.stack([v for _, _, v in part]),
+                             documents=[c.text for c, _, _ in part],
+                             metadatas=[chunk_metadata(a, c) for c, a, _ in part])
+        return {c.id for c, _, _ in rows}
+
+    @staticmethod
+    def _write_records(article_col: Any, items: Sequence[ArticleItem], batch: int) -> None:
+        """Write the article records (the visibility barrier) in batches."""
+        ids = [a.id for a, _, _ in items]
+        centroids = [centroid(embeddings) for _, _, embeddings in items]
+        records = [article_record(article, len(chunks)) for article, chunks, _ in items]
+        for begin in range(0, len(items), batch):
+            article_col.upsert(ids=ids[begin:begin + batch],
+                               embeddings=np.stack(centroids[begin:begin + batch]),
+                               documents=[a.body for a, _, _ in items[begin:begin + batch]],
+                               metadatas=records[begin:begin + batch])
+
+    @staticmethod
+    def _delete_ids(collection: Any, ids: list[str], batch: int) -> None:
+        for begin in range(0, len(ids), batch):
+            collection.delete(ids=ids[begin:begin + batch])
+
     def _batch_size(self) -> int:
         try:
             return max(1, min(1000, int(self._client.get_max_batch_size())))
-        except Exception:  # older servers: a conservative default
+        except chroma_errors():  # older servers: a conservative default
             return 500
 
     def delete_article(self, article_id: str) -> None:
         """Remove an article: its record first (invisible at once), then its chunks."""
+        self.delete_articles([article_id])
+
+    def delete_articles(self, article_ids: Sequence[str],
+                        progress: Callable[[int, int], None] | None = None) -> None:
+        """Remove articles one by one (record first, then chunks) after one write stamp."""
         collections = self._collections()
-        if collections is None:
+        if collections is None or not article_ids:
             return
         chunk_col, article_col = collections
-        try:
-            article_col.delete(ids=[article_id])
-            chunk_col.delete(where={"article_id": article_id})
-        except Exception as exc:
-            raise StoreError(f"cannot delete article {article_id}: {exc}") from exc
+        self.mark_changed()
+        for number, article_id in enumerate(article_ids, start=1):
+            try:
+                article_col.delete(ids=[article_id])
+                chunk_col.delete(where={"article_id": article_id})
+            except chroma_errors() as exc:
+                raise StoreError(f"cannot delete article {article_id}: {exc}") from exc
+            if progress:
+                progress(number, len(article_ids))
 
     def reset(self) -> None:
-        """Delete both collections (used by rebuild and by a model change)."""
+        """Delete both collections (used by rebuild and by a model change).
+
+        A collection that does not exist is fine; any other failure (an unreachable server)
+        is a StoreError, so a rebuild never starts on a store it could not empty.
+        """
         with self._lock:
-            if self._client is None:
-                self._client = self._connect()
+            client = self._client_now()
+            if not self.settings.chroma_url:
+                self.mark_changed()
             for name in (self.settings.collection, self._articles_name):
-                with contextlib.suppress(Exception):  # absent already is fine
-                    self._client.delete_collection(name)
+                try:
+                    client.delete_collection(name)
+                except _not_found():
+                    pass  # absent already
+                except chroma_errors() as exc:
+                    raise StoreError(f"cannot delete collection {name!r} at "
+                                     f"{self.location}: {exc}") from exc
             self._chunks = self._articles = None
 
     # --- reading -------------------------------------------------------------------------
@@ -278,7 +421,7 @@ class Store:
             result = chunk_col.query(query_embeddings=[np.asarray(embedding).tolist()],
                                      n_results=k, where=where,
                                      include=["documents", "metadatas", "distances"])
-        except Exception as exc:
+        except chroma_errors() as exc:
             raise StoreError(f"query failed at {self.location}: {exc}") from exc
         rows = list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
                         result["distances"][0], strict=True))
@@ -351,6 +494,20 @@ class Store:
                     yield _chunk_from(cid, doc, meta)
             offset += len(got["ids"])
 
+    def sample_chunks(self, limit: int) -> tuple[list[str], np.ndarray]:
+        """Up to `limit` stored chunk texts and their embeddings (one row per text).
+
+        Real material for measurements (the scale benchmark); not filtered by visibility.
+        """
+        collections = self._collections()
+        if collections is None or limit < 1:
+            return [], np.zeros((0, 0), dtype=np.float32)
+        try:
+            got = collections[0].get(include=["embeddings", "documents"], limit=limit)
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+        return list(got["documents"]), np.asarray(got["embeddings"], dtype=np.float32)
+
     def count(self) -> tuple[int, int]:
         """(articles, chunks) currently stored."""
         collections = self._collections()
@@ -381,9 +538,17 @@ class Store:
             orphans += [cid for cid, meta in zip(got["ids"], got["metadatas"], strict=True)
                         if meta.get("article_id") not in visible]
             offset += len(got["ids"])
-        for begin in range(0, len(orphans), batch):
-            chunk_col.delete(ids=orphans[begin:begin + batch])
+        if orphans:
+            self.mark_changed()
+        self._delete_ids(chunk_col, orphans, batch)
         return len(orphans)
 
     def sources(self) -> list[str]:
         return sorted({meta.source for meta, _ in self.list_articles() if meta.source})
+
+
+def _check_items(items: Sequence[ArticleItem]) -> None:
+    for article, chunks, embeddings in items:
+        if len(chunks) != len(embeddings) or not chunks:
+            raise StoreError(f"article {article.id}: {len(chunks)} chunks but "
+                             f"{len(embeddings)} embeddings")

@@ -3,7 +3,7 @@
 - `normalise_text`: what counts as "the same text" for article identity.
 - `normalise_quotes` / `strip_control`: clean text for verbatim checks and user input.
 - `stem` / `stem_words`: English Snowball (PyStemmer), the one stemmer of newsqa.
-- Two stop lists on purpose: `keyword_stopwords()` is bm25s's English list, the BM25
+- Two stop lists on purpose: `KEYWORD_STOPWORDS` is bm25s's English list, the BM25
   vocabulary the dev-set rankings were measured with; `ANSWER_STOPWORDS` is broader (speech
   verbs, time words) because the answerer compares content words, not ranks documents.
 """
@@ -78,15 +78,14 @@ def stem(word: str) -> str:
     return _stemmer().stemWord(word.lower().replace("’", "'").split("'")[0])
 
 
-@functools.lru_cache(maxsize=1)
-def keyword_stopwords() -> frozenset[str]:
-    """bm25s's English stop words: the keyword index's vocabulary filter."""
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return frozenset(STOPWORDS_EN)
+#: The keyword index's stop words: bm25s's English list (the 33 words it ships), copied so the
+#: BM25 vocabulary is ours and stays what the dev-set rankings were measured with.
+KEYWORD_STOPWORDS = wordset("""
+a an and are as at be but by for if in into is it no not of on or such that the their then
+there these they this to was will with
+""")
 
 
 def keyword_words(text: str) -> list[str]:
     """Lower-cased word tokens of two or more characters, stop words removed (unstemmed)."""
-    stop = keyword_stopwords()
-    return [w for w in _KEYWORD_TOKEN.findall(text.lower()) if w not in stop]
+    return [w for w in _KEYWORD_TOKEN.findall(text.lower()) if w not in KEYWORD_STOPWORDS]

@@ -1,55 +1,34 @@
 """`NewsQA`: the one facade the CLI, the web app and scripts use.
 
-Construction is cheap; the model, the store and the keyword index open on first use or in
-`warm_up()`. Safe for concurrent `ask()` calls from a web server: the model loads once and is
-shared, the store and keyword index guard their own state.
+A thin layer: questions go through `qa.pipeline` (assembled once, with or without a chat
+model), indexing through `index` (update, rebuild, stats). Construction is cheap; the model,
+the store and the keyword index open on first use or in `warm_up()`. Safe for concurrent
+`ask()` calls from a web server: the model loads once and is shared, the store and keyword
+index guard their own state.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import index
+from index.embedding import get_embedder
 from index.records import Article, ArticleMeta
 from index.settings import Settings
 from index.store import Store
-from index.text import strip_control
-from qa.chain import _finish, build_chain, previous_questions, rewrite_followup
-from qa.errors import InvalidQuestionError, QAError
+from qa.errors import QAError
 from qa.extractive import ExtractiveAnswerer
+from qa.llm import make_chat_model, validate_spec
+from qa.pipeline import Pipeline, Request, assemble
+from qa.question import clean_question
 from qa.records import Answer
 from qa.retriever import Filters, NewsQARetriever, RetrievalConfig, Retriever
-from qa.text import single_thread_torch
-
-MAX_QUESTION_CHARS = 2000
-MAX_K = 50
 
 PathLike = str | Path
-
-
-def clean_question(question: Any) -> str:
-    """The question without control characters; InvalidQuestionError if empty or too long."""
-    if not isinstance(question, str):
-        raise InvalidQuestionError(f"the question must be text, got {type(question).__name__}")
-    text = strip_control(question).strip()
-    if not text:
-        raise InvalidQuestionError("the question is empty: type a question about the articles")
-    if len(text) > MAX_QUESTION_CHARS:
-        raise InvalidQuestionError(f"the question is {len(text)} characters long; the limit is "
-                                   f"{MAX_QUESTION_CHARS}: shorten it")
-    return text
-
-
-def _index_generation(settings: Settings) -> str:
-    """The index's generation stamp, bumped by every indexing run that changed something."""
-    from index.build import generation
-
-    return generation(settings)
 
 
 class NewsQA:
@@ -59,24 +38,19 @@ class NewsQA:
                  llm: Any = None, retrieval: RetrievalConfig | None = None) -> None:
         if not isinstance(settings, Settings):
             raise QAError(f"settings must be a Settings, got {type(settings).__name__}")
-        from index.embedding import get_embedder
-
         self.settings = settings
         self.embedder = embedder if embedder is not None else get_embedder(
             settings.embedding_model)
         self.store = store if store is not None else Store(settings, model_name=self.embedder.name)
         self.retriever_engine = Retriever(settings, embedder=self.embedder, store=self.store,
                                           config=retrieval)
-        self.extractive = ExtractiveAnswerer(self.embedder, article_loader=self._load_article)
+        self.extractive = ExtractiveAnswerer(self.embedder, article_loader=self.store.get_article)
         self._llm = llm
         if isinstance(llm, str) or (llm is None and settings.llm):
-            from qa.llm import validate_spec
-
             validate_spec(llm if isinstance(llm, str) else settings.llm)
-        self._llm_answerer: Any = None
         self._lock = threading.Lock()
-        self._chain: Any = None
-        self._generation = _index_generation(settings)  # read before the store first opens
+        self._pipeline: Pipeline | None = None
+        self._generation = index.generation(settings)  # read before the store first opens
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, llm: Any = None) -> NewsQA:
@@ -85,49 +59,37 @@ class NewsQA:
 
     # --- lazy parts ----------------------------------------------------------------------
 
+    def _chat_model(self) -> Any:
+        """The configured chat model (llm= object or spec, else settings.llm), or None."""
+        if self._llm is not None and not isinstance(self._llm, str):
+            return self._llm
+        spec = self._llm or self.settings.llm
+        return make_chat_model(spec, self.settings) if spec else None
+
     @property
-    def llm_answerer(self) -> Any:
-        """The LLM answerer when one is configured (settings.llm or llm=), else None."""
-        if self._llm is None and not self.settings.llm:
-            return None
-        if self._llm_answerer is None:
+    def pipeline(self) -> Pipeline:
+        """The question pipeline (qa.pipeline), with the chat model set up on first use."""
+        if self._pipeline is None:
             with self._lock:
-                if self._llm_answerer is None:
-                    from qa.llm import LLMAnswerer, make_chat_model
-
-                    model = self._llm
-                    if model is None or isinstance(model, str):
-                        model = make_chat_model(model or self.settings.llm, self.settings)
-                    self._llm_answerer = LLMAnswerer(model, self.extractive)
-        return self._llm_answerer
-
-    @property
-    def answerer_name(self) -> str:
-        return "llm" if (self._llm is not None or self.settings.llm) else "extractive"
-
-    @property
-    def chain(self) -> Any:
-        """The LCEL pipeline question -> Answer (see qa.chain.build_chain)."""
-        if self._chain is None:
-            self._chain = build_chain(self)
-        return self._chain
-
-    def _load_article(self, article_id: str) -> Article | None:
-        return self.store.get_article(article_id)
+                if self._pipeline is None:
+                    self._pipeline = assemble(retriever=self.retriever_engine,
+                                              embedder=self.embedder,
+                                              extractive=self.extractive,
+                                              chat_model=self._chat_model())
+        return self._pipeline
 
     def warm_up(self) -> None:
         """Load the model, open the store and the keyword index, set up the LLM if any."""
         self.embedder.warm_up()
         self.retriever_engine.warm_up()
-        _ = self.llm_answerer
-        _ = self.chain
+        _ = self.pipeline
 
     # --- asking --------------------------------------------------------------------------
 
     def refresh(self) -> bool:
         """Reopen the store and reload the keyword index when an indexer (possibly another
         process) published a new generation since we last looked; True when it did."""
-        current = _index_generation(self.settings)
+        current = index.generation(self.settings)
         if current == self._generation:
             return False
         with self._lock:
@@ -138,62 +100,29 @@ class NewsQA:
             self._generation = current
         return True
 
-    def _state(self, question: str, history: Sequence[Any] | None, k: int | None,
-               sources: str | Sequence[str] | None, since: str | date | None,
-               until: str | date | None, article_ids: str | Sequence[str] | None
-               ) -> dict[str, Any]:
-        text = clean_question(question)
-        self.refresh()
-        if k is not None and not 1 <= int(k) <= MAX_K:
-            raise QAError(f"k must be between 1 and {MAX_K}, got {k}")
-        filters = Filters.make(sources=sources, since=since, until=until, article_ids=article_ids)
-        return {"question": text, "history": list(history or ()), "k": k, "filters": filters}
-
     def ask(self, question: str, *, history: Sequence[Any] | None = None, k: int | None = None,
             sources: str | Sequence[str] | None = None, since: str | date | None = None,
             until: str | date | None = None,
             article_ids: str | Sequence[str] | None = None) -> Answer:
         """Answer a question from the indexed articles, with checked citations."""
-        state = self._state(question, history, k, sources, since, until, article_ids)
-        started = time.perf_counter()
-        answer = self.chain.invoke(state)
-        return replace(answer, timings={**answer.timings, "total": time.perf_counter() - started})
+        request = Request.make(question, history=history, k=k, sources=sources, since=since,
+                               until=until, article_ids=article_ids)
+        self.refresh()
+        return self.pipeline.ask(request)
 
     def stream(self, question: str, *, history: Sequence[Any] | None = None,
                k: int | None = None, sources: str | Sequence[str] | None = None,
                since: str | date | None = None, until: str | date | None = None,
                article_ids: str | Sequence[str] | None = None) -> Iterator[str | Answer]:
         """Text pieces of the answer, then the final Answer (the same as ask() gives)."""
-        state = self._state(question, history, k, sources, since, until, article_ids)
-        started = time.perf_counter()
-        llm = self.llm_answerer
-        if llm is None:
-            answer = self.chain.invoke(state)
-            yield from answer.text.splitlines(keepends=True)
-            yield replace(answer, timings={**answer.timings,
-                                           "total": time.perf_counter() - started})
-            return
-        standalone = state["question"]
-        if state["history"]:
-            standalone = llm.rewrite(standalone, previous_questions(state["history"]))
-        with single_thread_torch():
-            embedding = self.embedder.embed_query(standalone)
-        passages = self.retriever_engine.retrieve(standalone, k=k, filters=state["filters"],
-                                                  query_embedding=embedding)
-        for item in llm.stream(standalone, passages, query_embedding=embedding):
-            if isinstance(item, Answer):
-                final = _finish(item, state["question"], standalone, item.timings)
-                yield replace(final, timings={**final.timings,
-                                              "total": time.perf_counter() - started})
-            else:
-                yield item
+        request = Request.make(question, history=history, k=k, sources=sources, since=since,
+                               until=until, article_ids=article_ids)
+        self.refresh()
+        yield from self.pipeline.stream(request)
 
     def standalone_question(self, question: str, history: Sequence[Any] | None) -> str:
         """The follow-up rewritten to stand alone (offline rule, or the LLM when set)."""
-        text = clean_question(question)
-        if self.llm_answerer is not None and history:
-            return self.llm_answerer.rewrite(text, previous_questions(history))
-        return rewrite_followup(text, history)
+        return self.pipeline.standalone(clean_question(question), list(history or ()))
 
     def retriever(self, *, k: int | None = None, sources: str | Sequence[str] | None = None,
                   since: str | date | None = None, until: str | date | None = None,
@@ -222,13 +151,11 @@ class NewsQA:
 
     def _index(self, mode: str, paths: Sequence[PathLike] | PathLike | None,
                progress: Callable[..., None] | None, **options: Any) -> Any:
-        from index import build
-
         if paths is None:
             paths = [self.settings.seeds_dir]
         elif isinstance(paths, (str, Path)):
             paths = [paths]
-        run = build.rebuild if mode == "rebuild" else build.update
+        run = index.rebuild if mode == "rebuild" else index.update
         report = run(list(paths), self.settings, embedder=self.embedder, store=self.store,
                      progress=progress, **options)
         self.retriever_engine.refresh_keyword()
@@ -251,9 +178,7 @@ class NewsQA:
 
     def stats(self) -> dict[str, Any]:
         """Articles, chunks, sources, model and where the index lives."""
-        from index import build
-
-        return dict(build.stats(self.settings, store=self.store))
+        return dict(index.stats(self.settings, store=self.store))
 
     def is_empty(self) -> bool:
         return self.store.count()[0] == 0

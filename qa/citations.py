@@ -12,10 +12,18 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from index.records import ArticleMeta
+from qa.markers import (
+    MARKER,
+    cited_numbers,
+    format_marker,
+    iter_markers,
+    marker_numbers,
+    strip_markers,
+)
 from qa.records import Answer, Citation, Passage
 from qa.text import comparable, content_stems, segment, words
 
-MARKER = re.compile(r"\[\s*(\d+(?:\s*[,;]\s*\d+)*)\s*\]")
 _BULLET_QUOTE = re.compile(r"^\s*-\s*“(?P<q>.+)”\s*(?:\[\d+\]\s*)+$")
 _QUOTE = re.compile(r"“(?P<a>[^“”]{1,2000})”|\"(?P<b>[^\"]{1,2000})\"|‘(?P<c>[^‘’]{1,2000})’"
                     r"|(?<!\w)'(?P<d>[^'\n]{1,2000})'(?!\w)|«\s?(?P<e>[^«»]{1,2000})\s?»")
@@ -83,12 +91,89 @@ def best_span(passage: Passage, claims: Sequence[str]) -> tuple[int, int]:
 
 def _renumber(text: str, mapping: dict[int, int]) -> str:
     def replace(match: re.Match[str]) -> str:
-        numbers = [int(n) for n in re.split(r"\s*[,;]\s*", match.group(1))]
-        kept = [mapping[n] for n in numbers if n in mapping]
-        return "".join(f"[{n}]" for n in dict.fromkeys(kept))
+        kept = [mapping[n] for n in marker_numbers(match) if n in mapping]
+        return "".join(format_marker(n) for n in dict.fromkeys(kept))
 
     cleaned = MARKER.sub(replace, text)
     return re.sub(r"[ \t]+(?=[.,;:!?]|\n|$)", "", cleaned).strip()
+
+
+@dataclass(frozen=True)
+class _Resolved:
+    """Markers resolved: old number -> new number, the kept citations, their passages."""
+
+    mapping: dict[int, int]
+    citations: list[Citation]
+    sources: dict[int, Passage]
+
+
+def _quote_in_passage(citation: Citation, by_chunk: dict[str, Passage]) -> bool:
+    """Whether a given citation's quote is the text at its offsets in the chunk it names."""
+    passage = by_chunk.get(citation.chunk_id)
+    if passage is None:
+        return False
+    chunk = passage.chunk
+    return (chunk.start <= citation.start and citation.end <= chunk.end
+            and chunk.text[citation.start - chunk.start:citation.end - chunk.start]
+            == citation.quote)
+
+
+def _resolve_given(used: list[int], citations: Sequence[Citation],
+                   by_chunk: dict[str, Passage], notes: list[str]) -> _Resolved:
+    """[n] refers to the given citations (extractive): keep those whose quote checks out."""
+    valid: dict[int, Citation] = {}
+    for citation in citations:
+        if not _quote_in_passage(citation, by_chunk):
+            notes.append(f"citation [{citation.number}] removed: its quote is not in the "
+                         "passage it names")
+            continue
+        valid[citation.number] = citation
+    mapping: dict[int, int] = {}
+    for number in dict.fromkeys(used):
+        if number in valid:
+            mapping[number] = len(mapping) + 1
+        else:
+            notes.append(f"citation [{number}] removed: there is no source [{number}]")
+    checked = [Citation(number=mapping[n], article=c.article, quote=c.quote, start=c.start,
+                        end=c.end, chunk_id=c.chunk_id)
+               for n, c in valid.items() if n in mapping]
+    sources = {mapping[n]: by_chunk[c.chunk_id] for n, c in valid.items() if n in mapping}
+    return _Resolved(mapping, checked, sources)
+
+
+def _claims_by_number(text: str, mapping: dict[int, int]) -> dict[int, list[str]]:
+    """The sentences (markers removed) that cite each kept passage number."""
+    claims: dict[int, list[str]] = {}
+    for match, numbers in iter_markers(text):
+        lo, hi = _unit_bounds(text, match.start())
+        for n in numbers:
+            if n in mapping:
+                claims.setdefault(n, []).append(strip_markers(text[lo:hi]))
+    return claims
+
+
+def _resolve_passages(text: str, used: list[int], passages: Sequence[Passage],
+                      notes: list[str]) -> _Resolved:
+    """[n] refers to the n-th passage (LLM): cite the span that best supports its claims."""
+    mapping: dict[int, int] = {}
+    for number in dict.fromkeys(used):
+        if 1 <= number <= len(passages):
+            mapping[number] = len(mapping) + 1
+        else:
+            notes.append(f"citation [{number}] removed: there is no passage [{number}] "
+                         f"(only {len(passages)} were given)")
+    claims = _claims_by_number(text, mapping)
+    checked: list[Citation] = []
+    sources: dict[int, Passage] = {}
+    for old, new in mapping.items():
+        passage = passages[old - 1]
+        start, end = best_span(passage, claims.get(old, []))
+        chunk = passage.chunk
+        checked.append(Citation(number=new, article=passage.article,
+                                quote=chunk.text[start:end], start=chunk.start + start,
+                                end=chunk.start + end, chunk_id=chunk.id))
+        sources[new] = passage
+    return _Resolved(mapping, checked, sources)
 
 
 def check_answer(question: str, text: str, passages: Sequence[Passage], *,
@@ -102,62 +187,19 @@ def check_answer(question: str, text: str, passages: Sequence[Passage], *,
     """
     notes = list(warnings)
     timings = dict(timings or {})
-    by_chunk = {p.chunk.id: p for p in passages}
-    used = [int(n) for m in MARKER.finditer(text) for n in re.split(r"\s*[,;]\s*", m.group(1))]
-    mapping: dict[int, int] = {}
+    used = cited_numbers(text)
     if citations is not None:
-        valid: dict[int, Citation] = {}
-        for citation in citations:
-            passage = by_chunk.get(citation.chunk_id)
-            chunk = passage.chunk if passage else None
-            if chunk is None or not (chunk.start <= citation.start and citation.end <= chunk.end
-                                     and chunk.text[citation.start - chunk.start:
-                                                    citation.end - chunk.start]
-                                     == citation.quote):
-                notes.append(f"citation [{citation.number}] removed: its quote is not in the "
-                             "passage it names")
-                continue
-            valid[citation.number] = citation
-        for number in dict.fromkeys(used):
-            if number in valid:
-                mapping[number] = len(mapping) + 1
-            else:
-                notes.append(f"citation [{number}] removed: there is no source [{number}]")
-        checked = [Citation(number=mapping[n], article=c.article, quote=c.quote, start=c.start,
-                            end=c.end, chunk_id=c.chunk_id)
-                   for n, c in valid.items() if n in mapping]
-        sources = {mapping[n]: by_chunk[c.chunk_id] for n, c in valid.items() if n in mapping}
+        resolved = _resolve_given(used, citations, {p.chunk.id: p for p in passages}, notes)
     else:
-        for number in dict.fromkeys(used):
-            if 1 <= number <= len(passages):
-                mapping[number] = len(mapping) + 1
-            else:
-                notes.append(f"citation [{number}] removed: there is no passage [{number}] "
-                             f"(only {len(passages)} were given)")
-        claims: dict[int, list[str]] = {}
-        for match in MARKER.finditer(text):
-            lo, hi = _unit_bounds(text, match.start())
-            for n in re.split(r"\s*[,;]\s*", match.group(1)):
-                if int(n) in mapping:
-                    claims.setdefault(int(n), []).append(MARKER.sub("", text[lo:hi]))
-        checked = []
-        sources = {}
-        for old, new in mapping.items():
-            passage = passages[old - 1]
-            start, end = best_span(passage, claims.get(old, []))
-            chunk = passage.chunk
-            checked.append(Citation(number=new, article=passage.article,
-                                    quote=chunk.text[start:end], start=chunk.start + start,
-                                    end=chunk.start + end, chunk_id=chunk.id))
-            sources[new] = passage
-    checked.sort(key=lambda c: c.number)
-    final_text = _renumber(text, mapping)
+        resolved = _resolve_passages(text, used, passages, notes)
+    checked = sorted(resolved.citations, key=lambda c: c.number)
+    final_text = _renumber(text, resolved.mapping)
     if not checked:
         notes.append("the answer cites no valid passage, so it is not presented as found")
         return not_found(question, passages, "no statement could be tied to a passage",
                          answerer=answerer, timings=timings, warnings=notes,
                          standalone_question=standalone_question)
-    notes.extend(check_quotes(final_text, sources, passages))
+    notes.extend(check_quotes(final_text, resolved.sources, passages))
     return Answer(question=question, text=final_text, found=True, citations=tuple(checked),
                   passages=tuple(passages), warnings=tuple(notes),
                   standalone_question=standalone_question, answerer=answerer, timings=timings)
@@ -173,8 +215,7 @@ def check_quotes(text: str, sources: dict[int, Passage],
             continue
         lo, hi = _unit_bounds(text, quote.start)
         hi = max(hi, _unit_bounds(text, quote.end)[1])
-        cited = [int(n) for m in MARKER.finditer(text[lo:hi])
-                 for n in re.split(r"\s*[,;]\s*", m.group(1))]
+        cited = cited_numbers(text[lo:hi])
         cited_texts = [comparable(sources[n].chunk.text) for n in cited if n in sources]
         if any(wanted in t for t in cited_texts):
             continue
@@ -190,13 +231,19 @@ def check_quotes(text: str, sources: dict[int, Passage],
     return notes
 
 
+def article_heading(article: ArticleMeta) -> str:
+    """"Title (Source, date)" for an article, with fallbacks for missing fields."""
+    title = article.title or article.source or article.id
+    extra = ", ".join(x for x in (article.source if article.title else "",
+                                  article.published[:10]) if x)
+    return f"{title} ({extra})" if extra else title
+
+
 def not_found(question: str, passages: Sequence[Passage], reason: str, *,
               answerer: str = "extractive", timings: dict[str, float] | None = None,
               warnings: Sequence[str] = (), standalone_question: str = "",
               see_also: int = 3) -> Answer:
     """The plain "the indexed articles do not cover this" answer, with the closest passages."""
-    from qa.extractive import article_heading
-
     lines = [f"The indexed articles do not cover this ({reason})."]
     shown: list[Passage] = []
     for passage in passages:

@@ -4,30 +4,33 @@ Candidate spans are sentences (or pseudo-sentences when the text has no punctuat
 articles the passages come from, restricted to the retrieved chunks. They are scored by
 embedding similarity to the question, keyword overlap, names of the question, the answer type
 (who/where/when/how many) and, for "what did X say" questions, whether X is the speaker.
+The analysis also carries the coverage verdict of `qa.gate`, which both answerers obey.
 """
 
 from __future__ import annotations
 
 import math
-import re
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from index.records import ArticleMeta, Chunk
-from index.text import ANSWER_STOPWORDS, stem, wordset
+from index.text import ANSWER_STOPWORDS, wordset
+from qa.citations import article_heading, check_answer
+from qa.gate import Coverage, RefusalBars, judge_coverage, refusal
+from qa.markers import format_marker
+from qa.question import QuestionInfo
 from qa.records import Answer, Citation, Passage
 from qa.text import (
     SENTENCE_STARTERS,
     Word,
     content_stems,
     name_matches,
-    quoted_terms,
     segment,
     words,
 )
@@ -60,18 +63,6 @@ july august september october november december week month year today yesterday 
 morning evening night ago last next earlier later
 """)
 
-_SAY_PATTERNS = (
-    re.compile(r"^\s*(?:what|how)\s+(?:did|does|do|has|have|had|was|is|were)\s+(?P<who>.+?)\s+"
-               r"(?:say|said|tell|told|think|comment(?:ed)?|claim(?:ed)?|state|reply|respond|"
-               r"argue|announce|mean|write|declare|react)\b"
-               r"(?:\s+(?:about|on|regarding|concerning|of|to|over|when|after|in))?"
-               r"\s*(?P<topic>.*?)[\s?.!]*$", re.IGNORECASE),
-    re.compile(r"^\s*(?:what|how)\s+(?:was|is|were|are)\s+(?P<who>.+?)['’]s?\s+"
-               r"(?:position|view|stance|comment|reaction|response|opinion)s?"
-               r"(?:\s+(?:on|about|to|regarding|over))?\s*(?P<topic>.*?)[\s?.!]*$",
-               re.IGNORECASE),
-)
-
 #: Weights of the span score (tuned on the seed questions, checked on the eval subset).
 W_SEMANTIC = 0.45
 W_KEYWORD = 0.30
@@ -79,60 +70,12 @@ W_NAMES = 0.10
 W_SPEAKER = 0.30
 W_TYPE = 0.10
 W_PRIOR = 0.05
-#: Not found when the best span similarity is below RELEVANCE_BAR and the top span holds less
-#: than KEYWORD_BAR of the question's (rarity-weighted) words, or when under STEM_COVERAGE_BAR
-#: of the question's words occur in the passages at all (calibrated in qa/benchmark.py)...
-RELEVANCE_BAR = 0.50
-KEYWORD_BAR = 0.40
-STEM_COVERAGE_BAR = 0.70
-#: ... unless a span is at least this similar to the question (paraphrase: "offensive" for
-#: "operation").
-STRONG_SEMANTIC = 0.55
 MAX_SPANS = 4
 #: Candidate spans embedded per question at most (latency bound on long articles), chosen by
 #: their score without similarity plus PRIOR_FOR_EMBEDDING x the passage's retrieval rank.
 MAX_EMBEDDED = 12
 PRIOR_FOR_EMBEDDING = 0.15
 SPAN_MARGIN = 0.12
-
-
-@dataclass(frozen=True)
-class QuestionInfo:
-    """What the answerer needs to know about a question."""
-
-    text: str
-    names: tuple[str, ...]
-    quoted: tuple[str, ...]
-    stems: tuple[str, ...]
-    qtype: str
-    speaker: str = ""
-    topic: str = ""
-
-    @classmethod
-    def parse(cls, question: str) -> QuestionInfo:
-        from qa.text import question_names
-
-        text = question.strip()
-        lower = text.lower()
-        speaker = topic = ""
-        for pattern in _SAY_PATTERNS:
-            match = pattern.match(text)
-            if match:
-                speaker, topic = match.group("who").strip(), match.group("topic").strip()
-                break
-        qtype = "other"
-        for prefix, kind in (("how many", "number"), ("how much", "number"),
-                             ("who", "person"), ("whom", "person"), ("whose", "person"),
-                             ("where", "place"), ("when", "time"), ("what year", "time"),
-                             ("which", "name"), ("what", "other")):
-            if re.search(rf"\b{prefix}\b", lower):
-                qtype = kind
-                break
-        if speaker:
-            qtype = "say"
-        return cls(text=text, names=tuple(question_names(text)), quoted=tuple(quoted_terms(text)),
-                   stems=tuple(dict.fromkeys(content_stems(text))), qtype=qtype,
-                   speaker=speaker, topic=topic)
 
 
 @dataclass(frozen=True)
@@ -147,43 +90,74 @@ class ArticleAnalysis:
     whole: bool = True  # False: built from a lone chunk (span indices are not the article's)
 
 
-def _name_run(tokens: Sequence[Word], end: int) -> list[Word]:
-    """The capitalised run of tokens ending at index `end` (inclusive)."""
-    begin = end
-    while begin > 0 and tokens[begin - 1].capitalised and tokens[begin - 1].text != "I" \
-            and tokens[begin - 1].text not in SENTENCE_STARTERS:
-        begin -= 1
-    return list(tokens[begin:end + 1])
-
-
 def _is_name(word: Word) -> bool:
     return (word.capitalised and word.text != "I" and word.text not in SENTENCE_STARTERS
             and word.lower not in ANSWER_STOPWORDS)
 
 
-def analyse_article(body: str) -> ArticleAnalysis:
-    """Segment an article and attribute speech in each span (X said, said X, he told...)."""
-    spans = tuple(segment(body))
+def _titles(tokens: Sequence[Word]) -> dict[str, str]:
+    """Title phrases mapped to the name they precede: "defense minister" -> "trenta" for
+    "Defense Minister Elisabetta Trenta" and "his defense minister Trenta"."""
     titles: dict[str, str] = {}
-    tokens = words(body)
-    # titles: "Defense Minister Elisabetta Trenta", "his defense minister Trenta"
     for i, word in enumerate(tokens):
-        if word.lower in TITLE_WORDS:
-            j = i
-            while j + 1 < len(tokens) and tokens[j + 1].lower in TITLE_WORDS:
-                j += 1
-            k = j + 1
-            while k + 1 < len(tokens) and _is_name(tokens[k]) and _is_name(tokens[k + 1]) \
-                    and tokens[k + 1].lower not in TITLE_WORDS:
-                k += 1
-            if k < len(tokens) and _is_name(tokens[k]) and tokens[k].lower not in TITLE_WORDS:
-                b = i
-                while b > 0 and tokens[b - 1].lower in TITLE_WORDS:
-                    b -= 1
-                phrase = " ".join(t.lower for t in tokens[b:j + 1])
-                key = tokens[k].lower
-                titles.setdefault(phrase, key)
-                titles.setdefault(tokens[j].lower, key)
+        if word.lower not in TITLE_WORDS:
+            continue
+        j = i
+        while j + 1 < len(tokens) and tokens[j + 1].lower in TITLE_WORDS:
+            j += 1
+        k = j + 1
+        while k + 1 < len(tokens) and _is_name(tokens[k]) and _is_name(tokens[k + 1]) \
+                and tokens[k + 1].lower not in TITLE_WORDS:
+            k += 1
+        if k < len(tokens) and _is_name(tokens[k]) and tokens[k].lower not in TITLE_WORDS:
+            b = i
+            while b > 0 and tokens[b - 1].lower in TITLE_WORDS:
+                b -= 1
+            phrase = " ".join(t.lower for t in tokens[b:j + 1])
+            key = tokens[k].lower
+            titles.setdefault(phrase, key)
+            titles.setdefault(tokens[j].lower, key)
+    return titles
+
+
+def _speaker_before(tokens: Sequence[Word], verb: int, titles: dict[str, str],
+                    pronoun_means: str) -> str:
+    """The speaker written before the speech verb at `verb` ("Trenta also said", "he said",
+    "the minister said"); `pronoun_means` is whom "he"/"she" refers to."""
+    k = verb - 1
+    while k >= 0 and verb - k <= 4 and (tokens[k].lower in _SKIP_BEFORE_VERB
+                                        or tokens[k].lower.endswith("ly")):
+        k -= 1
+    if k < 0:
+        return ""
+    prev = tokens[k]
+    if _is_name(prev):
+        return prev.lower
+    if prev.lower in ("he", "she"):
+        return pronoun_means
+    if prev.lower in TITLE_WORDS:
+        b = k
+        while b > 0 and tokens[b - 1].lower in TITLE_WORDS:
+            b -= 1
+        phrase = " ".join(t.lower for t in tokens[b:k + 1])
+        return titles.get(phrase) or titles.get(prev.lower, "")
+    return ""
+
+
+def _speaker_after(tokens: Sequence[Word], verb: int) -> str:
+    """The speaker named right after a forward speech verb ("said Giuseppe Conte")."""
+    if tokens[verb].lower not in _FORWARD_VERBS or verb + 1 >= len(tokens) \
+            or not _is_name(tokens[verb + 1]):
+        return ""
+    run_end = verb + 1
+    while run_end + 1 < len(tokens) and _is_name(tokens[run_end + 1]):
+        run_end += 1
+    return tokens[run_end].lower
+
+
+def _span_speakers(spans: Sequence[tuple[int, int]], tokens: Sequence[Word],
+                   titles: dict[str, str]) -> list[frozenset[str]]:
+    """Who speaks in each span (X said, said X, he told...), in order through the article."""
     speakers: list[frozenset[str]] = []
     last_speaker = ""
     last_person = ""
@@ -197,33 +171,18 @@ def analyse_article(body: str) -> ArticleAnalysis:
                     last_person = token.lower
             if token.lower not in SPEECH_VERBS:
                 continue
-            who = ""
-            k = j - 1
-            while k >= 0 and j - k <= 4 and (span_tokens[k].lower in _SKIP_BEFORE_VERB
-                                             or span_tokens[k].lower.endswith("ly")):
-                k -= 1
-            if k >= 0:
-                prev = span_tokens[k]
-                if _is_name(prev):
-                    who = prev.lower
-                elif prev.lower in ("he", "she"):
-                    who = last_speaker or last_person
-                elif prev.lower in TITLE_WORDS:
-                    b = k
-                    while b > 0 and span_tokens[b - 1].lower in TITLE_WORDS:
-                        b -= 1
-                    phrase = " ".join(t.lower for t in span_tokens[b:k + 1])
-                    who = titles.get(phrase) or titles.get(prev.lower, "")
-            if not who and token.lower in _FORWARD_VERBS and j + 1 < len(span_tokens) \
-                    and _is_name(span_tokens[j + 1]):
-                run_end = j + 1
-                while run_end + 1 < len(span_tokens) and _is_name(span_tokens[run_end + 1]):
-                    run_end += 1
-                who = span_tokens[run_end].lower
+            who = (_speaker_before(span_tokens, j, titles, last_speaker or last_person)
+                   or _speaker_after(span_tokens, j))
             if who:
                 found.add(who)
                 last_speaker = who
         speakers.append(frozenset(found))
+    return speakers
+
+
+def _inherited_speakers(body: str, spans: Sequence[tuple[int, int]],
+                        speakers: Sequence[frozenset[str]]) -> list[frozenset[str]]:
+    """For first-person spans without a speaker of their own, the speakers next to them."""
     inherited: list[frozenset[str]] = []
     for index, (start, end) in enumerate(spans):
         if speakers[index]:
@@ -231,13 +190,23 @@ def analyse_article(body: str) -> ArticleAnalysis:
             continue
         lowered = {w.lower for w in words(body[start:end])}
         if lowered & _FIRST_PERSON:
-            near = set()
+            near: set[str] = set()
             for other in (index - 1, index + 1):
                 if 0 <= other < len(spans):
                     near |= speakers[other]
             inherited.append(frozenset(near))
         else:
             inherited.append(frozenset())
+    return inherited
+
+
+def analyse_article(body: str) -> ArticleAnalysis:
+    """Segment an article and attribute speech in each span (X said, said X, he told...)."""
+    spans = tuple(segment(body))
+    tokens = words(body)
+    titles = _titles(tokens)
+    speakers = _span_speakers(spans, tokens, titles)
+    inherited = _inherited_speakers(body, spans, speakers)
     return ArticleAnalysis(body=body, spans=spans, speakers=tuple(speakers),
                            inherited=tuple(inherited), titles=titles)
 
@@ -267,15 +236,6 @@ class ScoredSpan:
 
 
 @dataclass(frozen=True)
-class Coverage:
-    """Whether the passages can answer: found, and a reason when they cannot."""
-
-    found: bool
-    reason: str = ""
-    best_semantic: float = 0.0
-
-
-@dataclass
 class Analysis:
     """Scored spans for a question over some passages, and the coverage verdict."""
 
@@ -333,22 +293,134 @@ def _answer_type_score(qtype: str, tokens: list[Word], question_lower: set[str])
     return 0.0
 
 
+@dataclass(frozen=True)
+class _Candidate:
+    """One candidate span: span `index` of an analysed article, reached through `passage`."""
+
+    passage: Passage
+    analysis: ArticleAnalysis
+    index: int
+
+    @property
+    def span(self) -> tuple[int, int]:
+        return self.analysis.spans[self.index]
+
+    @property
+    def text(self) -> str:
+        start, end = self.span
+        return self.analysis.body[start:end]
+
+    @property
+    def key(self) -> tuple[str, int, int]:
+        """The span embedding's cache key."""
+        return (self.passage.article.id, *self.span)
+
+
+def _chunk_as_span(passage: Passage) -> ArticleAnalysis:
+    """A passage's chunk as a one-span "article" (offsets kept), for chunks too short to hold
+    a whole span."""
+    chunk = passage.chunk
+    return ArticleAnalysis(body=" " * chunk.start + chunk.text, spans=((chunk.start, chunk.end),),
+                           speakers=(frozenset(),), inherited=(frozenset(),), whole=False)
+
+
+@dataclass(frozen=True)
+class _Features:
+    """The score parts of a span that need no embedding."""
+
+    keyword: float
+    names: float
+    speaker: float
+    answer_type: float
+    prior: float
+
+    @property
+    def partial(self) -> float:
+        """The span score without its similarity part."""
+        return (W_KEYWORD * self.keyword + W_NAMES * self.names + W_SPEAKER * self.speaker
+                + W_TYPE * self.answer_type + W_PRIOR * self.prior)
+
+
+def _rarity_weights(stems: Sequence[str], span_stems: list[set[str]]) -> dict[str, float]:
+    """Each question stem weighted by its rarity among the candidate spans."""
+    count = len(span_stems)
+    return {s: math.log(1 + count / (1 + sum(s in st for st in span_stems))) for s in stems}
+
+
+def _names_score(names: Sequence[str], lowered: list[str], speakers: frozenset[str],
+                 title: list[str]) -> float:
+    """Share of the question's names in the span or its speakers (0.7 for the title only)."""
+    return sum(1.0 if name_matches(name, [*lowered, *speakers])
+               else 0.7 if name_matches(name, title) else 0.0
+               for name in names) / len(names)
+
+
+def _speaker_score(candidate: _Candidate, target: set[str]) -> float:
+    """1 when the asked-about speaker speaks in the span, 0.6 when a neighbour span's speaker
+    goes on in the first person."""
+    if not target:
+        return 0.0
+    if candidate.analysis.speakers[candidate.index] & target:
+        return 1.0
+    if candidate.analysis.inherited[candidate.index] & target:
+        return 0.6
+    return 0.0
+
+
+def _span_features(info: QuestionInfo, question: str, candidates: Sequence[_Candidate],
+                   texts: list[str], passages: Sequence[Passage]) -> list[_Features]:
+    """Keyword, name, speaker, answer-type and retrieval-rank parts of each candidate."""
+    span_stems = [set(content_stems(t)) for t in texts]
+    idf = _rarity_weights(info.stems, span_stems)
+    total_idf = sum(idf.values()) or 1.0
+    question_lower = {w.lower for w in words(question)}
+    titles: dict[str, str] = {}
+    for candidate in candidates:
+        titles.update(candidate.analysis.titles)
+    target = _speaker_keys(info.speaker, titles) if info.speaker else set()
+    prior = {p.id: 1.0 - rank / max(len(passages), 1) for rank, p in enumerate(passages)}
+    title_words: dict[str, list[str]] = {}
+    features: list[_Features] = []
+    for n, candidate in enumerate(candidates):
+        tokens = words(texts[n])
+        analysis, index, article = candidate.analysis, candidate.index, candidate.passage.article
+        names = 0.0
+        if info.names:
+            title = title_words.setdefault(article.id, [w.lower for w in words(article.title)])
+            names = _names_score(info.names, [t.lower for t in tokens],
+                                 analysis.speakers[index] | analysis.inherited[index], title)
+        features.append(_Features(
+            keyword=sum(idf[s] for s in info.stems if s in span_stems[n]) / total_idf,
+            names=names, speaker=_speaker_score(candidate, target),
+            answer_type=_answer_type_score(info.qtype, tokens, question_lower),
+            prior=prior.get(candidate.passage.id, 0.0)))
+    return features
+
+
+def _scored(candidate: _Candidate, text: str, features: _Features,
+            semantic: float) -> ScoredSpan:
+    """A candidate with its full score (similarity included)."""
+    start, end = candidate.span
+    analysis = candidate.analysis
+    return ScoredSpan(candidate.passage.article, candidate.passage.chunk, start, end, text,
+                      features.partial + W_SEMANTIC * semantic, semantic, features.keyword,
+                      features.names, features.speaker, features.answer_type,
+                      candidate.index if analysis.whole else -1)
+
+
 class ExtractiveAnswerer:
     """Answers with verbatim spans of the passages; no language model needed."""
 
     name = "extractive"
 
     def __init__(self, embedder: Any, *, article_loader: Any = None,
-                 relevance_bar: float = RELEVANCE_BAR, max_spans: int = MAX_SPANS,
-                 max_embedded: int = MAX_EMBEDDED, keyword_bar: float = KEYWORD_BAR,
-                 stem_coverage_bar: float = STEM_COVERAGE_BAR) -> None:
+                 bars: RefusalBars | None = None, max_spans: int = MAX_SPANS,
+                 max_embedded: int = MAX_EMBEDDED) -> None:
         self.embedder = embedder
         self.article_loader = article_loader
-        self.relevance_bar = relevance_bar
+        self.bars = bars or RefusalBars()
         self.max_spans = max_spans
         self.max_embedded = max_embedded
-        self.keyword_bar = keyword_bar
-        self.stem_coverage_bar = stem_coverage_bar
         self._articles = _LRU(512)
         self._vectors = _LRU(50000)
 
@@ -385,7 +457,7 @@ class ExtractiveAnswerer:
         rows: list[np.ndarray | None] = [self._vectors.get(key) for key in keys]
         todo = [i for i, row in enumerate(rows) if row is None]
         if todo:
-            fresh = self.embedder.embed_documents([texts[i] for i in todo])
+            fresh = self.embedder.embed_small([texts[i] for i in todo])
             for i, vector in zip(todo, fresh, strict=True):
                 rows[i] = vector
                 self._vectors.put(keys[i], vector)
@@ -393,14 +465,10 @@ class ExtractiveAnswerer:
             return np.zeros((0, 1), dtype=np.float32)
         return np.vstack(rows)
 
-    def analyse(self, question: str, passages: Sequence[Passage], *,
-                query_embedding: Any = None) -> Analysis:
-        """Score every candidate span of the passages for `question` and judge coverage."""
-        started = time.perf_counter()
-        info = QuestionInfo.parse(question)
-        if not passages:
-            return Analysis(info, [], Coverage(False, "no indexed article matches"))
-        candidates: list[tuple[Passage, ArticleAnalysis, int]] = []
+    def _candidates(self, passages: Sequence[Passage]) -> list[_Candidate]:
+        """The spans of the passages' articles that lie inside a retrieved chunk (each once);
+        the chunks themselves when they are too short to hold a whole span."""
+        candidates: list[_Candidate] = []
         seen: set[tuple[str, int]] = set()
         for passage in passages:
             analysis = self._article(passage)
@@ -409,115 +477,60 @@ class ExtractiveAnswerer:
                 if start >= chunk.start and end <= chunk.end \
                         and (passage.article.id, start) not in seen:
                     seen.add((passage.article.id, start))
-                    candidates.append((passage, analysis, index))
-        if not candidates:  # chunks too short to hold a whole span: use the chunks
+                    candidates.append(_Candidate(passage, analysis, index))
+        if not candidates:
             for passage in passages:
                 key = (passage.article.id, passage.chunk.start)
                 if key not in seen:
                     seen.add(key)
-                    candidates.append((passage, ArticleAnalysis(
-                        body=" " * passage.chunk.start + passage.chunk.text,
-                        spans=((passage.chunk.start, passage.chunk.end),),
-                        speakers=(frozenset(),), inherited=(frozenset(),), whole=False), 0))
-        texts = [a.body[a.spans[i][0]:a.spans[i][1]] for _, a, i in candidates]
-        # keyword overlap, weighted by rarity among the candidate spans
-        span_stems = [set(content_stems(t)) for t in texts]
-        count = len(texts)
-        idf = {s: math.log(1 + count / (1 + sum(s in st for st in span_stems)))
-               for s in info.stems}
-        total_idf = sum(idf.values()) or 1.0
-        question_lower = {w.lower for w in words(question)}
-        titles: dict[str, str] = {}
-        for _, analysis, _ in candidates:
-            titles.update(analysis.titles)
-        target = _speaker_keys(info.speaker, titles) if info.speaker else set()
-        prior = {p.id: 1.0 - rank / max(len(passages), 1) for rank, p in enumerate(passages)}
-        title_words: dict[str, list[str]] = {}
-        features: list[tuple[float, float, float, float, float]] = []
-        for n, (passage, analysis, index) in enumerate(candidates):
-            tokens = words(texts[n])
-            lowered = [t.lower for t in tokens]
-            keyword = sum(idf[s] for s in info.stems if s in span_stems[n]) / total_idf
-            speakers = analysis.speakers[index] | analysis.inherited[index]
-            names = 0.0
-            if info.names:
-                title = title_words.setdefault(passage.article.id, [
-                    w.lower for w in words(passage.article.title)])
-                names = sum(1.0 if name_matches(name, [*lowered, *speakers])
-                            else 0.7 if name_matches(name, title) else 0.0
-                            for name in info.names) / len(info.names)
-            speaker = 0.0
-            if target:
-                if analysis.speakers[index] & target:
-                    speaker = 1.0
-                elif analysis.inherited[index] & target:
-                    speaker = 0.6
-            answer_type = _answer_type_score(info.qtype, tokens, question_lower)
-            features.append((keyword, names, speaker, answer_type, prior.get(passage.id, 0.0)))
-        partial = [W_KEYWORD * k + W_NAMES * n + W_SPEAKER * sp + W_TYPE * t + W_PRIOR * p
-                   for k, n, sp, t, p in features]
-        # only the most promising spans are embedded: embedding is the costly step
-        order = sorted(range(len(candidates)),
-                       key=lambda i: -(partial[i] + PRIOR_FOR_EMBEDDING * features[i][4]))
-        chosen = sorted(order[:self.max_embedded])
-        mark = time.perf_counter()
+                    candidates.append(_Candidate(passage, _chunk_as_span(passage), 0))
+        return candidates
+
+    def _similarities(self, question: str, info: QuestionInfo, query_embedding: Any,
+                      chosen: Sequence[_Candidate], texts: list[str]) -> np.ndarray:
+        """Similarity of each chosen span to the question (blended with the topic of "what
+        did X say about Y"), rounded so that batch composition cannot reorder near-ties."""
         extra = [t for t in (info.topic,) if t]
         if query_embedding is None:
             extra.insert(0, question)
-        extra_vectors = self.embedder.embed_documents(extra) if extra else None
+        extra_vectors = self.embedder.embed_small(extra) if extra else None
         q_vec = (np.asarray(query_embedding, dtype=np.float32) if query_embedding is not None
                  else extra_vectors[0])
         topic_vec = extra_vectors[-1] if info.topic else None
-        keys = [(candidates[i][0].article.id, *candidates[i][1].spans[candidates[i][2]])
-                for i in chosen]
-        matrix = self._embed(keys, [texts[i] for i in chosen])
-        embed_time = time.perf_counter() - mark
+        matrix = self._embed([c.key for c in chosen], texts)
         semantic = matrix @ q_vec
         if topic_vec is not None:
             semantic = 0.4 * semantic + 0.6 * (matrix @ topic_vec)
-        semantic = np.round(semantic, 3)  # batch composition must not reorder near-ties
-        scored: list[ScoredSpan] = []
-        for row, n in enumerate(chosen):
-            passage, analysis, index = candidates[n]
-            keyword, names, speaker, answer_type, _ = features[n]
-            start, end = analysis.spans[index]
-            scored.append(ScoredSpan(passage.article, passage.chunk, start, end, texts[n],
-                                     partial[n] + W_SEMANTIC * float(semantic[row]),
-                                     float(semantic[row]), keyword, names, speaker, answer_type,
-                                     index if analysis.whole else -1))
+        return np.round(semantic, 3)
+
+    def analyse(self, question: str, passages: Sequence[Passage], *,
+                query_embedding: Any = None) -> Analysis:
+        """Score every candidate span of the passages for `question` and judge coverage."""
+        started = time.perf_counter()
+        info = QuestionInfo.parse(question)
+        if not passages:
+            return Analysis(info, [], Coverage(False, "no indexed article matches"))
+        candidates = self._candidates(passages)
+        texts = [c.text for c in candidates]
+        features = _span_features(info, question, candidates, texts, passages)
+        # only the most promising spans are embedded: embedding is the costly step
+        order = sorted(range(len(candidates)),
+                       key=lambda i: -(features[i].partial
+                                       + PRIOR_FOR_EMBEDDING * features[i].prior))
+        chosen = sorted(order[:self.max_embedded])
+        mark = time.perf_counter()
+        semantic = self._similarities(question, info, query_embedding,
+                                      [candidates[i] for i in chosen], [texts[i] for i in chosen])
+        embed_time = time.perf_counter() - mark
+        scored = [_scored(candidates[n], texts[n], features[n], float(semantic[row]))
+                  for row, n in enumerate(chosen)]
         scored.sort(key=lambda s: -s.score)
-        coverage = self.coverage(info, passages, scored)
+        coverage = judge_coverage(info, passages,
+                                  best_semantic=max((s.semantic for s in scored), default=0.0),
+                                  top_keyword=scored[0].keyword if scored else 0.0,
+                                  bars=self.bars)
         timings = {"embed_spans": embed_time, "analyse": time.perf_counter() - started}
         return Analysis(info, scored, coverage, timings)
-
-    def coverage(self, info: QuestionInfo, passages: Sequence[Passage],
-                 spans: Sequence[ScoredSpan]) -> Coverage:
-        """Do the passages speak about what the question asks? Names, quoted terms, key
-        words and similarity (bars calibrated on RealTime QA, see qa/benchmark.py)."""
-        best = max((s.semantic for s in spans), default=0.0)
-        pool: list[str] = []
-        for passage in passages:
-            pool.extend(w.lower for w in words(passage.chunk.text))
-            pool.extend(w.lower for w in words(passage.article.title))
-        missing = [name for name in info.names if not name_matches(name, pool)]
-        if missing:
-            return Coverage(False, f"{', '.join(missing)} "
-                                   f"{'is' if len(missing) == 1 else 'are'} not mentioned in "
-                                   "the passages found", best)
-        joined = " ".join(pool)
-        for term in info.quoted:
-            if " ".join(w.lower for w in words(term)) not in joined:
-                return Coverage(False, f"“{term}” does not occur in the passages found", best)
-        if info.stems:
-            present = {stem(w) for w in pool}
-            share = sum(s in present for s in info.stems) / len(info.stems)
-            if share < self.stem_coverage_bar and best < STRONG_SEMANTIC:
-                return Coverage(False, "most key words of the question do not occur in the "
-                                       "passages found", best)
-        top_keyword = spans[0].keyword if spans else 0.0
-        if best < self.relevance_bar and top_keyword < self.keyword_bar:
-            return Coverage(False, "no passage is close enough to the question", best)
-        return Coverage(True, "", best)
 
     # --- answering -----------------------------------------------------------------------
 
@@ -589,39 +602,37 @@ class ExtractiveAnswerer:
     def answer(self, question: str, passages: Sequence[Passage], *,
                query_embedding: Any = None, analysis: Analysis | None = None) -> Answer:
         """Verbatim cited spans grouped by article, or the not-found answer."""
-        from qa.citations import check_answer, not_found
-
         analysis = analysis or self.analyse(question, passages, query_embedding=query_embedding)
-        if not analysis.coverage.found:
-            return not_found(question, passages, analysis.coverage.reason,
-                             answerer=self.name, timings=analysis.timings)
-        chosen = self.select(analysis, passages)
-        groups: OrderedDict[str, list[ScoredSpan]] = OrderedDict()
-        for span in chosen:
-            groups.setdefault(span.article.id, []).append(span)
-        citations: list[Citation] = []
-        lines = ["The indexed articles say (verbatim excerpts, most relevant first):"]
-        for spans in groups.values():
-            lines.append("")
-            lines.append(article_heading(spans[0].article))
-            for span in spans:
-                number = len(citations) + 1
-                quote = span.text
-                citations.append(Citation(number=number, article=span.article, quote=quote,
-                                          start=span.start, end=span.end,
-                                          chunk_id=span.chunk.id))
-                lines.append(f"- “{quote}” [{number}]")
-        return check_answer(question, "\n".join(lines), passages, citations=citations,
+        refused = refusal(question, passages, analysis, answerer=self.name)
+        if refused is not None:
+            return refused
+        text, citations = _quote_spans(self.select(analysis, passages))
+        return check_answer(question, text, passages, citations=citations,
                             answerer=self.name, timings=analysis.timings)
 
+    def stream(self, question: str, passages: Sequence[Passage], *,
+               query_embedding: Any = None,
+               analysis: Analysis | None = None) -> Iterator[str | Answer]:
+        """The answer's lines, then the Answer (the answer is composed in one go)."""
+        answer = self.answer(question, passages, query_embedding=query_embedding,
+                             analysis=analysis)
+        yield from answer.text.splitlines(keepends=True)
+        yield answer
 
-def article_heading(article: ArticleMeta) -> str:
-    """"Title (Source, date)" for an article, with fallbacks for missing fields."""
-    title = article.title or article.source or article.id
-    extra = ", ".join(x for x in (article.source if article.title else "",
-                                  article.published[:10]) if x)
-    return f"{title} ({extra})" if extra else title
 
-
-__all__ = ["Analysis", "ArticleAnalysis", "Coverage", "ExtractiveAnswerer", "QuestionInfo",
-           "ScoredSpan", "analyse_article", "article_heading", "stem"]
+def _quote_spans(chosen: Sequence[ScoredSpan]) -> tuple[str, list[Citation]]:
+    """The answer text quoting the chosen spans, grouped by article, and its citations."""
+    groups: OrderedDict[str, list[ScoredSpan]] = OrderedDict()
+    for span in chosen:
+        groups.setdefault(span.article.id, []).append(span)
+    citations: list[Citation] = []
+    lines = ["The indexed articles say (verbatim excerpts, most relevant first):"]
+    for spans in groups.values():
+        lines.append("")
+        lines.append(article_heading(spans[0].article))
+        for span in spans:
+            number = len(citations) + 1
+            citations.append(Citation(number=number, article=span.article, quote=span.text,
+                                      start=span.start, end=span.end, chunk_id=span.chunk.id))
+            lines.append(f"- “{span.text}” {format_marker(number)}")
+    return "\n".join(lines), citations

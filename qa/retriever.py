@@ -7,9 +7,8 @@ LangChain `BaseRetriever` returning `Document`s, for users' own LCEL chains.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
 
@@ -18,6 +17,7 @@ from langchain_core.documents import Document
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
+from index import keyword as keyword_index
 from index.dates import day_number
 from index.errors import DateError
 from index.records import ArticleMeta, Chunk
@@ -25,7 +25,6 @@ from index.settings import Settings
 from index.store import Store, build_where
 from qa.errors import QAError
 from qa.records import Passage
-from qa.text import single_thread_torch
 
 Mode = Literal["hybrid", "dense", "keyword"]
 MODES: tuple[str, ...] = ("hybrid", "dense", "keyword")
@@ -117,7 +116,21 @@ class _Candidate:
     keyword: float | None = None
     keyword_rank: int | None = None
     fused: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _capped(ranked: Sequence[_Candidate], k: int, cap: int | None) -> list[_Candidate]:
+    """The first k candidates, at most `cap` per article (no cap when None)."""
+    chosen: list[_Candidate] = []
+    per_article: dict[str, int] = {}
+    for cand in ranked:
+        count = per_article.get(cand.article.id, 0)
+        if cap is not None and count >= cap:
+            continue
+        per_article[cand.article.id] = count + 1
+        chosen.append(cand)
+        if len(chosen) >= k:
+            break
+    return chosen
 
 
 class Retriever:
@@ -134,7 +147,6 @@ class Retriever:
         self.config = config or RetrievalConfig()
         self._keyword = keyword
         self._lock = threading.Lock()
-        self.last_timings: dict[str, float] = {}
 
     # --- lazy parts ----------------------------------------------------------------------
 
@@ -144,9 +156,7 @@ class Retriever:
         if self._keyword is None:
             with self._lock:
                 if self._keyword is None:
-                    from index import keyword as keyword_module
-
-                    self._keyword = keyword_module.load_or_build(self.settings, self.store)
+                    self._keyword = keyword_index.load_or_build(self.settings, self.store)
         return self._keyword
 
     def refresh_keyword(self) -> None:
@@ -178,39 +188,16 @@ class Retriever:
         """The k best passages for `query` under `filters`, best first."""
         config = config or self.config
         filters = filters or Filters()
-        k = k or self.settings.top_k
-        timings: dict[str, float] = {}
-        started = time.perf_counter()
         allowed = self.allowed_articles(filters)
         if allowed is not None and not allowed:
-            self.last_timings = {"retrieve": time.perf_counter() - started}
             return []
         candidates: dict[str, _Candidate] = {}
         if config.mode in ("hybrid", "dense"):
-            mark = time.perf_counter()
             if query_embedding is None:
-                with single_thread_torch():
-                    query_embedding = self.embedder.embed_query(query)
-            timings["embed_query"] = time.perf_counter() - mark
-            mark = time.perf_counter()
-            hits = self.store.query(query_embedding, config.depth, filters.where())
-            timings["dense"] = time.perf_counter() - mark
-            for rank, hit in enumerate(hits):
-                candidates[hit.chunk.id] = _Candidate(hit.chunk, hit.article, dense=hit.similarity,
-                                                      dense_rank=rank)
+                query_embedding = self.embedder.embed_query(query)
+            self._add_dense(candidates, query_embedding, config.depth, filters)
         if config.mode in ("hybrid", "keyword"):
-            mark = time.perf_counter()
-            scored = self.keyword.search(query, config.depth, allowed_article_ids=allowed)
-            missing = [cid for cid, _ in scored if cid not in candidates]
-            fetched = {hit.chunk.id: hit for hit in self.store.get_chunks(missing)}
-            for rank, (cid, score) in enumerate(scored):
-                if cid in candidates:
-                    candidates[cid].keyword, candidates[cid].keyword_rank = float(score), rank
-                elif cid in fetched:
-                    hit = fetched[cid]
-                    candidates[cid] = _Candidate(hit.chunk, hit.article, keyword=float(score),
-                                                 keyword_rank=rank)
-            timings["keyword"] = time.perf_counter() - mark
+            self._add_keyword(candidates, query, config.depth, allowed)
         for cand in candidates.values():
             cand.fused = sum(weight / (config.rrf_k + rank + 1)
                              for weight, rank in ((config.dense_weight, cand.dense_rank),
@@ -218,21 +205,31 @@ class Retriever:
                              if rank is not None)
         ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.chunk.id))
         single = len(filters.article_ids) == 1 or (allowed is not None and len(allowed) == 1)
-        cap = None if single else config.per_article
-        chosen: list[_Candidate] = []
-        per_article: dict[str, int] = {}
-        for cand in ranked:
-            count = per_article.get(cand.article.id, 0)
-            if cap is not None and count >= cap:
-                continue
-            per_article[cand.article.id] = count + 1
-            chosen.append(cand)
-            if len(chosen) >= k:
-                break
-        timings["retrieve"] = time.perf_counter() - started
-        self.last_timings = timings
+        chosen = _capped(ranked, k or self.settings.top_k, None if single else config.per_article)
         return [Passage(chunk=c.chunk, article=c.article, score=c.fused, dense_score=c.dense,
                         keyword_score=c.keyword) for c in chosen]
+
+    def _add_dense(self, candidates: dict[str, _Candidate], query_embedding: Any, depth: int,
+                   filters: Filters) -> None:
+        """The store's nearest chunks, with their dense rank."""
+        hits = self.store.query(query_embedding, depth, filters.where())
+        for rank, hit in enumerate(hits):
+            candidates[hit.chunk.id] = _Candidate(hit.chunk, hit.article, dense=hit.similarity,
+                                                  dense_rank=rank)
+
+    def _add_keyword(self, candidates: dict[str, _Candidate], query: str, depth: int,
+                     allowed: set[str] | None) -> None:
+        """The keyword index's best chunks, with their keyword rank (fetched when new)."""
+        scored = self.keyword.search(query, depth, allowed_article_ids=allowed)
+        missing = [cid for cid, _ in scored if cid not in candidates]
+        fetched = {hit.chunk.id: hit for hit in self.store.get_chunks(missing)}
+        for rank, (cid, score) in enumerate(scored):
+            if cid in candidates:
+                candidates[cid].keyword, candidates[cid].keyword_rank = float(score), rank
+            elif cid in fetched:
+                hit = fetched[cid]
+                candidates[cid] = _Candidate(hit.chunk, hit.article, keyword=float(score),
+                                             keyword_rank=rank)
 
     def as_langchain(self, *, k: int | None = None, filters: Filters | None = None
                      ) -> NewsQARetriever:
@@ -250,16 +247,6 @@ def passage_to_document(passage: Passage) -> Document:
                   "ordinal": chunk.ordinal, "start": chunk.start, "end": chunk.end,
                   "score": passage.score, "dense_score": passage.dense_score,
                   "keyword_score": passage.keyword_score})
-
-
-def document_to_passage(document: Document) -> Passage:
-    """Back from a Document made by `passage_to_document`."""
-    meta = document.metadata
-    chunk = Chunk(article_id=meta["article_id"], ordinal=int(meta["ordinal"]),
-                  start=int(meta["start"]), end=int(meta["end"]), text=document.page_content)
-    article = ArticleMeta.from_dict({**meta, "id": meta["article_id"]})
-    return Passage(chunk=chunk, article=article, score=float(meta.get("score") or 0.0),
-                   dense_score=meta.get("dense_score"), keyword_score=meta.get("keyword_score"))
 
 
 def format_docs(documents: Sequence[Document]) -> str:

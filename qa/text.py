@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from index.text import (
@@ -281,27 +279,3 @@ def segment(text: str) -> list[tuple[int, int]]:
             start -= 1
         spans.append((start, end))
     return spans
-
-
-# --- query-time compute ------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def single_thread_torch() -> Iterator[None]:
-    """Run small query-time encodes on one torch thread, restoring the setting afterwards.
-
-    On 2 shared cores, torch's second intra-op thread mostly spin-waits: a 12-sentence batch
-    took 0.5-2 s with 2 threads and under 0.1 s with 1 while other processes were busy. The
-    setting is made in the calling thread (OpenMP keeps it per thread).
-    """
-    torch = sys.modules.get("torch")
-    if torch is None:
-        yield
-        return
-    saved = torch.get_num_threads()
-    if saved != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if saved != 1:
-            torch.set_num_threads(saved)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -17,11 +18,11 @@ NEWSQA = [sys.executable, "-m", "ui.cli"]
 COMMANDS = ["index", "ask", "serve", "stats", "eval", "bench"]
 
 
-def run(*args: str, data_dir: Path, check: bool = True,
-        env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*args: str, data_dir: Path, check: bool = True, env: dict[str, str] | None = None,
+        timeout: float = 600) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, **OFFLINE_ENV, "NEWSQA_DATA_DIR": str(data_dir), **(env or {})}
     result = subprocess.run([*NEWSQA, *args], capture_output=True, text=True, env=full_env,
-                            cwd=Path(__file__).resolve().parent.parent, timeout=600)
+                            cwd=Path(__file__).resolve().parent.parent, timeout=timeout)
     if check:
         assert result.returncode == 0, result.stderr
     return result
@@ -84,3 +85,59 @@ def test_user_mistakes_give_a_clear_line_and_no_traceback(
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert fragment in result.stderr
+
+
+# --- `newsqa serve` fails with one line and exit status 2, never a traceback or a broken chat
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_briefly(data_dir: Path, port: int, env: dict[str, str]
+                  ) -> subprocess.CompletedProcess[str]:
+    """`newsqa serve --port PORT`, expected to stop by itself; a server that keeps running
+    (the old behaviour for these cases) fails the test instead of hanging it."""
+    try:
+        return run("serve", "--host", "127.0.0.1", "--port", str(port), data_dir=data_dir,
+                   check=False, env=env, timeout=240)
+    except subprocess.TimeoutExpired:
+        pytest.fail("newsqa serve kept running instead of exiting with a clear error")
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess[str], *fragments: str) -> None:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("newsqa: error:")]
+    assert len(errors) == 1, result.stderr
+    for fragment in fragments:
+        assert fragment in errors[0]
+
+
+def test_serve_on_a_taken_port_names_it(tmp_path: Path) -> None:
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = serve_briefly(tmp_path / "data", port, {"NEWSQA_SEEDS_DIR": str(seeds)})
+    assert_one_clear_line(result, f"127.0.0.1:{port}")
+    assert "first start" not in result.stderr  # refused before indexing anything
+
+
+def test_serve_first_start_without_the_articles_folder(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-seeds"
+    result = serve_briefly(tmp_path / "data", free_port(), {"NEWSQA_SEEDS_DIR": str(missing)})
+    assert_one_clear_line(result, str(missing), "NEWSQA_SEEDS_DIR")
+
+
+def test_serve_with_a_model_that_cannot_load(tmp_path: Path) -> None:
+    """The warm-up (which loads the model) fails: the server stops with the reason."""
+    seeds = tmp_path / "seeds"
+    seeds.mkdir()  # empty: the first start indexes nothing and never needs the model
+    model = tmp_path / "no-such-model"
+    result = serve_briefly(tmp_path / "data", free_port(),
+                           {"NEWSQA_SEEDS_DIR": str(seeds), "NEWSQA_EMBEDDING_MODEL": str(model)})
+    assert_one_clear_line(result, str(model))

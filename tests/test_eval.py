@@ -1,4 +1,5 @@
-"""Evaluation: metric functions on hand-made rankings, data validation, and a quick real run."""
+"""Evaluation: metrics against hand-computed values, data validation, the id mapping, a run
+on a tiny hand-made corpus with exact counts, and a quick run on the shared dev set."""
 
 from __future__ import annotations
 
@@ -8,26 +9,38 @@ from pathlib import Path
 
 import pytest
 
-from qa.baselines import distinct_in_order
-from qa.evaluation import (
+from index.records import Article, ArticleMeta
+from qa.errors import EvalError
+from qa.eval.data import (
+    HELD_OUT_WEEKS,
     CorpusDoc,
-    EvalError,
     EvalQuestion,
-    contains_answer,
-    gold_rank,
-    hit_at_k,
+    held_out_weeks,
     load_corpus,
     load_queries,
-    normalise_answer,
-    percentile,
-    random_ranker,
-    reciprocal_rank,
-    render_table,
-    run_eval,
     select,
-    write_report,
 )
-from tests.conftest import SHARED_EVAL
+from qa.eval.machine import in_child
+from qa.eval.metrics import (
+    contains_answer,
+    distinct_in_order,
+    exact_match,
+    gold_rank,
+    hit_at_k,
+    hit_rate,
+    holders_of_answer,
+    mean_reciprocal_rank,
+    normalise_answer,
+    padded,
+    percentile,
+    reciprocal_rank,
+    token_f1,
+)
+from qa.eval.peers import RandomRanker
+from qa.eval.report import render_table, write_report
+from qa.eval.run import DocMapping, run_eval
+from tests import eval_children
+from tests.conftest import SHARED_EVAL, require
 
 # --- metrics -----------------------------------------------------------------------------
 
@@ -49,6 +62,13 @@ def test_contains_answer_matches_whole_words_only() -> None:
     assert not contains_answer("the", "the end")  # normalises to nothing: never a match
 
 
+def test_holders_of_answer_finds_whole_word_occurrences() -> None:
+    bodies = {"d1": padded("The Buffalo Bills won."), "d2": padded("Buffalo wings."),
+              "d3": padded("BUFFALO BILLS, again")}
+    assert holders_of_answer("Buffalo Bills", bodies) == {"d1", "d3"}
+    assert holders_of_answer("the", bodies) == set()
+
+
 def test_rank_metrics_on_hand_made_rankings() -> None:
     ranking = ["d3", "d7", "d1", "d9"]
     assert gold_rank(ranking, {"d1"}) == 3
@@ -61,6 +81,27 @@ def test_rank_metrics_on_hand_made_rankings() -> None:
     assert reciprocal_rank(ranking, {"d1"}) == pytest.approx(1 / 3)
     assert reciprocal_rank(ranking, {"d9"}, k=3) == 0.0
     assert reciprocal_rank([], {"d1"}) == 0.0
+
+
+def test_hit_rate_and_mrr_over_questions_match_hand_computation() -> None:
+    ranks = [1, 3, None, 2, 11]
+    assert hit_rate(ranks, 1) == pytest.approx(1 / 5)
+    assert hit_rate(ranks, 3) == pytest.approx(3 / 5)
+    assert hit_rate(ranks, 10) == pytest.approx(3 / 5)
+    assert mean_reciprocal_rank(ranks, 10) == pytest.approx((1 + 1 / 3 + 1 / 2) / 5)
+    assert mean_reciprocal_rank(ranks, 2) == pytest.approx((1 + 1 / 2) / 5)
+    assert math.isnan(hit_rate([], 5)) and math.isnan(mean_reciprocal_rank([]))
+
+
+def test_token_f1_and_exact_match_follow_squad() -> None:
+    assert exact_match("The Buffalo Bills!", "buffalo bills") == 1.0
+    assert exact_match("Bills", "Buffalo Bills") == 0.0
+    # prediction "buffalo bills team" vs gold "buffalo bills": P = 2/3, R = 1, F1 = 0.8
+    assert token_f1("the Buffalo Bills team", "Buffalo Bills") == pytest.approx(0.8)
+    # repeated tokens count once per occurrence: P = 1/3, R = 1/2, F1 = 0.4
+    assert token_f1("new new york", "new jersey") == pytest.approx(0.4)
+    assert token_f1("Pittsburgh", "Buffalo Bills") == 0.0
+    assert token_f1("", "") == 1.0 and token_f1("a", "Bills") == 0.0
 
 
 def test_passages_become_a_distinct_article_ranking() -> None:
@@ -105,6 +146,9 @@ def test_bad_data_is_reported_with_file_line_and_field(tmp_path: Path) -> None:
     corpus.write_text(json.dumps({"id": "d1", "title": "t"}) + "\n")
     with pytest.raises(EvalError, match=r"corpus.jsonl:1: field 'body'"):
         load_corpus(corpus)
+    corpus.write_text(json.dumps({"id": "d1", "body": "b", "published_at": "last week"}) + "\n")
+    with pytest.raises(EvalError, match=r"corpus.jsonl:1: field 'published_at' is not an ISO"):
+        load_corpus(corpus)
     queries = tmp_path / "queries.jsonl"
     queries.write_text(json.dumps({"id": "q1", "query": "Who?", "answer": "x",
                                    "evidence": [{"doc_id": "d9"}]}) + "\n")
@@ -114,6 +158,133 @@ def test_bad_data_is_reported_with_file_line_and_field(tmp_path: Path) -> None:
         load_corpus(tmp_path / "missing.jsonl")
 
 
+def test_corpus_doc_article_id_is_the_store_rule() -> None:
+    body = "  Harbour news.\r\n\r\nThe  authority met. "
+    assert _doc("d1", body).article_id == Article(title="x", body=body).id
+
+
+def test_held_out_weeks_follow_their_rule() -> None:
+    weeks = ["20230113", "20230106", "20230331", "20230407", "20230414", "20241227"]
+    assert held_out_weeks(weeks) == ("20230106", "20230407", "20241227")
+    train = SHARED_EVAL.parent / "realtimeqa-train" / "queries_train.jsonl"
+    require(train.is_file(), f"the RealTime QA training set ({train})")
+    ids = [json.loads(line)["id"] for line in train.read_text(encoding="utf-8").splitlines()]
+    assert held_out_weeks(i.split("_")[0] for i in ids) == HELD_OUT_WEEKS
+
+
+def test_doc_mapping_joins_by_url_then_body_and_names_duplicates_once() -> None:
+    same = "The same wire story, syndicated twice."
+    docs = [_doc("d1", "First story."), _doc("d2", same), _doc("d3", same),
+            CorpusDoc(id="d4", title="", source="", published="", url="", authors=(),
+                      body="Only known by its body.")]
+    stored = [ArticleMeta(id="a-url-1", url="https://example.org/d1"),
+              ArticleMeta(id=Article(title="", body=same).id, url="https://example.org/d2"),
+              ArticleMeta(id=Article(title="", body="Only known by its body.").id)]
+    mapping = DocMapping.build(docs, stored)
+    assert mapping.to_article["d1"] == "a-url-1"
+    assert mapping.to_article["d2"] == mapping.to_article["d3"] == stored[1].id
+    assert mapping.canon == {"d1": "d1", "d2": "d2", "d3": "d2", "d4": "d4"}
+    assert mapping.unmapped == []
+    assert mapping.gold(EvalQuestion("q", "?", "x", "", ("d3",))) == {"d2"}
+    assert DocMapping.build([_doc("d9")], stored).unmapped == ["d9"]
+
+
+# --- child processes -------------------------------------------------------------------------
+
+
+def test_in_child_returns_the_result_and_fails_fast_on_a_dead_child() -> None:
+    assert in_child(eval_children.report_answer, 21) == {"answer": 42}
+    with pytest.raises(EvalError, match=r"die_silently died \(exit code 3\)"):
+        in_child(eval_children.die_silently, poll_seconds=0.2)
+
+
+# --- a tiny hand-made corpus: exact counts ----------------------------------------------------
+
+TINY_DOCS = [
+    {"id": "harbour", "title": "Port Vell harbour approves night shipping", "source": "Wire",
+     "published_at": "2022-03-01", "url": "https://example.org/harbour", "authors": [],
+     "body": "The Port Vell harbour authority approved night-time container traffic on "
+             "Monday. Harbour chief Marta Vidal said the six-month trial would ease "
+             "congestion after the dock strike.\n\nResidents said they would appeal."},
+    {"id": "harbour-copy", "title": "Syndicated: harbour", "source": "Daily",
+     "published_at": "2022-03-01", "url": "https://example.org/harbour-copy", "authors": [],
+     "body": "The Port Vell harbour authority approved night-time container traffic on "
+             "Monday. Harbour chief Marta Vidal said the six-month trial would ease "
+             "congestion after the dock strike.\n\nResidents said they would appeal."},
+    {"id": "orchard", "title": "Frost ruins the cherry harvest in Valdoria", "source": "Wire",
+     "published_at": "2022-04-02", "url": "https://example.org/orchard", "authors": [],
+     "body": "A late frost destroyed most of the cherry harvest in the Valdoria valley. "
+             "Farmers' union leader Tomas Brenner asked the government for emergency aid."
+             "\n\nThe frost hit on the night of April 1."},
+    {"id": "chess", "title": "Teenager wins the Ostrava chess open", "source": "Sport",
+     "published_at": "2022-05-03", "url": "https://example.org/chess", "authors": [],
+     "body": "Fifteen-year-old Lena Kowalczyk won the Ostrava chess open on Sunday, beating "
+             "three grandmasters. Her coach said she trains six hours a day.\n\nThe "
+             "tournament drew 300 players from 20 countries."},
+    {"id": "later", "title": "Chess prodigy signs sponsorship deal", "source": "Sport",
+     "published_at": "2022-09-01", "url": "https://example.org/later", "authors": [],
+     "body": "Chess champion Lena Kowalczyk, who won the Ostrava chess open, signed a "
+             "sponsorship deal with a bank in September."},
+]
+TINY_QUESTIONS = [
+    {"id": "t1", "query": "Who is the harbour chief of Port Vell?", "answer": "Marta Vidal",
+     "question_date": "2022-03-05", "evidence": [{"doc_id": "harbour-copy"}]},
+    {"id": "t2", "query": "Which union leader asked for emergency aid after the frost in "
+                          "Valdoria?", "answer": "Tomas Brenner",
+     "question_date": "2022-04-10", "evidence": [{"doc_id": "orchard"}]},
+    {"id": "t3", "query": "Who won the Ostrava chess open?", "answer": "Lena Kowalczyk",
+     "question_date": "2022-05-10", "evidence": [{"doc_id": "chess"}]},
+]
+
+
+class FixedRanker:
+    """A ranking system with a hand-written answer per question: exact expected scores."""
+
+    name = "fixed"
+
+    def __init__(self, rankings: dict[str, list[str]]) -> None:
+        self.rankings = rankings
+
+    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
+        return self.rankings.get(query, [])[:depth]
+
+
+def _write_jsonl(path: Path, records: list[dict[str, object]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def test_tiny_corpus_eval_gives_exact_counts(settings, embedder, tmp_path: Path) -> None:
+    corpus = _write_jsonl(tmp_path / "corpus.jsonl", TINY_DOCS)
+    queries = _write_jsonl(tmp_path / "queries.jsonl", TINY_QUESTIONS)
+    q1, q2, q3 = (q["query"] for q in TINY_QUESTIONS)
+    # t1: the copy is the same article as "harbour", so "harbour" first is a hit at rank 1;
+    # t2: gold third; t3: gold absent. hit@1 = 1/3, hit@3 = 2/3, MRR = (1 + 1/3) / 3.
+    fixed = FixedRanker({q1: ["harbour", "chess"], q2: ["chess", "harbour", "orchard"],
+                         q3: ["orchard", "harbour"]})
+    report = run_eval(corpus, queries, settings, systems=("newsqa", "bm25", fixed))
+    data = report.to_dict()
+    assert data["counts"]["questions"] == 3 and data["counts"]["articles"] == 5
+    assert data["counts"]["stored_articles"] == 4  # the syndicated copy is stored once
+    assert [q.ranks["fixed"] for q in report.questions] == [1, 3, None]
+    assert report.systems["fixed"].hit(1) == pytest.approx(1 / 3)
+    assert report.systems["fixed"].hit(3) == pytest.approx(2 / 3)
+    assert report.systems["fixed"].mrr10 == pytest.approx((1 + 1 / 3) / 3)
+    # the product must beat the fixed ranker: every gold article first
+    assert [q.ranks["newsqa"] for q in report.questions] == [1, 1, 1]
+    assert [q.ranks["bm25"] for q in report.questions] == [1, 1, 1]
+    assert [q.supported for q in report.questions] == [True, True, True]
+    assert [q.first_citation for q in report.questions] == ["harbour", "orchard", "chess"]
+    assert report.systems["newsqa"].answer_support == 1.0
+    # unanswerable variants: t1 leaves out both harbour docs (one article), t3 the two chess
+    # articles (gold + the later one naming the winner); all three must be refused
+    assert [q.excluded for q in report.questions] == [1, 1, 2]
+    refusal = report.refusal
+    assert refusal is not None
+    assert (refusal.unanswerable, refusal.refused, refusal.false_refusals) == (3, 3, 0)
+    assert "newsqa vs fixed" in render_table(report)
+
+
 # --- a quick real run ------------------------------------------------------------------------
 
 #: Sanity floors: the real system must clear them and a random ranker must not.
@@ -121,11 +292,10 @@ HIT1_FLOOR = 0.5
 MRR_FLOOR = 0.6
 
 
-@pytest.mark.skipif(not (SHARED_EVAL / "corpus.jsonl").is_file(),
-                    reason="shared eval set not present")
 def test_quick_sample_eval_real_system_beats_random(settings, embedder, tmp_path: Path) -> None:
     """6 sampled questions on their gold articles + 2 distractors each, every system."""
-    broken = random_ranker(seed=1)
+    require((SHARED_EVAL / "corpus.jsonl").is_file(), f"the shared eval set ({SHARED_EVAL})")
+    broken = RandomRanker(seed=1)
     report = run_eval(SHARED_EVAL / "corpus.jsonl", SHARED_EVAL / "queries_dev.jsonl",
                       settings, sample=6, seed=3, distractors=2,
                       systems=("newsqa", "textbook", "bm25", broken))
@@ -167,7 +337,9 @@ def test_quick_sample_eval_real_system_beats_random(settings, embedder, tmp_path
 @pytest.mark.slow
 def test_scale_benchmark_measures_the_store_and_writes_markdown(settings, tmp_path: Path
                                                                  ) -> None:
-    from qa.evaluation import benchmarks_markdown, machine_info, run_scale_benchmark
+    from qa.eval.bench import benchmarks_markdown
+    from qa.eval.machine import machine_info
+    from qa.eval.scale import run_scale_benchmark
 
     scale = run_scale_benchmark(settings, sizes=(200, 600))
     rows = scale["rows"]

@@ -50,3 +50,13 @@ def test_every_setting_has_help_and_documented_variable() -> None:
         assert help_text, name
         assert env and env.startswith("NEWSQA_"), name
         assert f"`{env}`" in readme, f"{env} is not documented in README.md"
+
+
+def test_settings_are_layered_by_owner() -> None:
+    layers = Settings.layers()
+    assert set(layers) == {"index", "qa", "ui"}
+    owned = [name for names in layers.values() for name in names]
+    assert sorted(owned) == sorted(Settings.help()), "every setting belongs to exactly one layer"
+    assert {"host", "port", "auth"} <= set(layers["ui"])
+    assert {"llm", "top_k"} <= set(layers["qa"])
+    assert {"data_dir", "embedding_model", "chunk_tokens"} <= set(layers["index"])

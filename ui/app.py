@@ -2,45 +2,54 @@
 
 `build_app(qa)` wires the interface to a `NewsQA`; `serve(qa, settings)` indexes the seed
 folder on first start and launches it. Nothing heavy happens at import time.
+
+The layout is built by one function per tab (`ask_tab`, `articles_tab`), the behaviour by one
+object per group of events (`ChatEvents`, `ArticleEvents`, `ApiEndpoints`) over a shared
+`AppContext`; `build_app` only puts them together.
 """
 
 from __future__ import annotations
 
-import hashlib
-import ipaddress
 import logging
-import re
-import shutil
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Generator, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-# Imported at module level (not inside build_app): Gradio resolves the handlers' type hints
-# (gr.SelectData, gr.Progress) against this module's globals. Importing gradio loads no model.
-import gradio as gr
-
+from index.build import summary_line
 from index.dates import parse_day
-from index.errors import NewsQAError
+from index.errors import NewsQAError, SettingsError
 from index.records import Article
-from index.settings import Settings
+from index.settings import Settings, apply_offline_env
 from qa.errors import InvalidQuestionError
 from qa.records import Answer
 from ui import render
+from ui.binding import bind_error, check_bindable, exposure_warning, parse_auth
+from ui.uploads import UPLOAD_TYPES, store_upload
+
+# The library applies the offline environment itself (no hub, no telemetry, no analytics), so
+# a script that imports ui.app gets it too. It must run before gradio is imported: gradio and
+# huggingface_hub read these variables at import time.
+apply_offline_env()
+
+# Imported at module level (not inside build_app): Gradio resolves the handlers' type hints
+# (gr.SelectData, gr.Progress) against this module's globals. Importing gradio loads no model;
+# the CLI imports this module only inside `newsqa serve`, so other commands start fast.
+import gradio as gr  # noqa: E402
 
 if TYPE_CHECKING:
     from qa.api import NewsQA
+
+__all__ = ["CONCURRENCY", "QUEUE_MAX", "UPLOAD_TYPES", "build_app", "parse_filters", "serve",
+           "store_upload"]
 
 log = logging.getLogger("newsqa.ui")
 
 HERE = Path(__file__).resolve().parent
 CSS_PATH = HERE / "style.css"
 JS_PATH = HERE / "citations.js"
-
-#: File types accepted by the upload box (and checked again on the server).
-UPLOAD_TYPES = (".txt", ".md", ".json", ".jsonl", ".html", ".htm", ".rss", ".atom", ".xml")
 
 #: Events allowed to run at once. The model and store are shared and thread-safe; a question
 #: costs one query embedding plus a store lookup (well under a second on CPU), so 20 slots let
@@ -54,7 +63,11 @@ QUEUE_MAX = 200
 #: batches are indexed in one run (the keyword index is rebuilt once, not per file).
 PER_FILE_LIMIT = 10
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+#: The report counts summed over the per-file runs of one upload.
+_TOTALS = ("indexed", "updated", "unchanged", "skipped")
+
+#: Keyword arguments that keep an event off the API page and away from scripts.
+PRIVATE = {"api_visibility": "private"}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -74,56 +87,6 @@ def parse_filters(sources: Sequence[str] | str | None, since: str | None, until:
     return {"sources": chosen or None, "since": start, "until": end}
 
 
-def safe_filename(name: str) -> str:
-    """A basename safe to create in the uploads folder: no folders, no dot-files, known type.
-
-    The client's filename is never trusted: `../../etc/passwd.txt` becomes `passwd.txt`.
-    """
-    base = re.split(r"[\\/]", name or "")[-1]
-    stem, dot, ext = base.rpartition(".")
-    if not dot:
-        stem, ext = base, ""
-    stem = _UNSAFE.sub("_", stem).strip("._-")[:80] or "upload"
-    ext = ext.lower()
-    if f".{ext}" not in UPLOAD_TYPES:
-        raise ValueError(f"unsupported file type {('.' + ext) if ext else '(none)'}; "
-                         f"accepted: {', '.join(UPLOAD_TYPES)}")
-    return f"{stem}.{ext}"
-
-
-def _digest(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 16), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def store_upload(source: Path, original_name: str, uploads_dir: Path, max_bytes: int) -> Path:
-    """Copy one uploaded file into `uploads_dir` under a sanitised, non-clobbering name."""
-    name = safe_filename(original_name)
-    size = source.stat().st_size
-    if size > max_bytes:
-        raise ValueError(f"file is {size / 1e6:.1f} MB; the limit is {max_bytes // 2**20} MB")
-    if size == 0:
-        raise ValueError("file is empty")
-    uploads_dir.mkdir(parents=True, exist_ok=True)
-    root = uploads_dir.resolve()
-    stem, ext = name.rsplit(".", 1)
-    digest = _digest(source)
-    for n in range(1, 1000):
-        target = root / (name if n == 1 else f"{stem}-{n}.{ext}")
-        if target.parent != root:  # cannot happen after safe_filename; belt and braces
-            raise ValueError("unsafe file name")
-        if target.exists():
-            if _digest(target) == digest:
-                return target  # same file uploaded again: let the indexer report "unchanged"
-            continue
-        shutil.copyfile(source, target)
-        return target
-    raise ValueError("too many uploads with this name")
-
-
 def api_safe(value: Any) -> Any:
     """JSON for gradio_client: every `path` key renamed `file`.
 
@@ -135,20 +98,6 @@ def api_safe(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [api_safe(v) for v in value]
     return value
-
-
-def _bodies(qa: NewsQA, answer: Answer) -> dict[str, Article]:
-    """Full texts of every article the answer cites or shows, fetched once each."""
-    ids = [c.article.id for c in answer.citations] + [p.chunk.article_id for p in answer.passages]
-    out: dict[str, Article] = {}
-    for article_id in dict.fromkeys(ids):
-        try:
-            article = qa.article(article_id)
-        except NewsQAError:
-            article = None
-        if article is not None:
-            out[article_id] = article
-    return out
 
 
 @dataclass(frozen=True)
@@ -173,8 +122,464 @@ def _user_bubble(question: str) -> str:
     return f'<div class="nq-q">{render.esc(question)}</div>'
 
 
+def _bot(content: str) -> dict[str, str]:
+    return {"role": "assistant", "content": content}
+
+
+def _selected_index(evt: gr.SelectData) -> int | None:
+    """The row (or message) index of a select event, None when it is not a single index."""
+    index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+    return index if isinstance(index, int) else None
+
+
+def _progress_callback(progress: gr.Progress, prefix: str = "") -> Callable[[str, int, int], None]:
+    """An indexing progress callback (stage, done, total) that drives Gradio's progress bar."""
+    def callback(stage: str, done: int, total: int) -> None:
+        progress((done, total) if total else None, desc=f"{prefix}{stage}")
+    return callback
+
+
+def _add(totals: dict[str, int], data: dict[str, Any]) -> None:
+    for key in _TOTALS:
+        totals[key] = totals.get(key, 0) + int(data.get(key) or 0)
+
+
 # ---------------------------------------------------------------------------------------------
-# The app
+# What every group of events shares
+
+
+@dataclass(frozen=True)
+class AppContext:
+    """The `NewsQA` behind one app and the lock that gives indexing a single slot."""
+
+    qa: NewsQA
+    index_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def settings(self) -> Settings:
+        return self.qa.settings
+
+    def stats_html(self) -> str:
+        try:
+            return render.render_stats_html(self.qa.stats())
+        except NewsQAError as exc:
+            return f'<span class="nq-error">{render.esc(exc)}</span>'
+
+    def source_choices(self) -> list[str]:
+        try:
+            return sorted(self.qa.sources())
+        except NewsQAError:
+            return []
+
+    def article_table(self, query: str) -> tuple[list[list[Any]], list[str]]:
+        """Rows of the Articles table matching `query`, and the article id of each row."""
+        rows = render.article_rows(self.qa.articles((query or "").strip()))
+        return [r[:4] for r in rows], [r[4] for r in rows]
+
+    def bodies(self, answer: Answer) -> dict[str, Article]:
+        """Full texts of every article the answer cites or shows, fetched once each."""
+        ids = ([c.article.id for c in answer.citations]
+               + [p.chunk.article_id for p in answer.passages])
+        out: dict[str, Article] = {}
+        for article_id in dict.fromkeys(ids):
+            try:
+                article = self.qa.article(article_id)
+            except NewsQAError:
+                article = None
+            if article is not None:
+                out[article_id] = article
+        return out
+
+    def after_indexing(self, query: str) -> tuple[Any, ...]:
+        """What the page refreshes after indexing: table, row ids, stats, source choices."""
+        table, ids = self.article_table(query)
+        return table, ids, self.stats_html(), gr.update(choices=self.source_choices())
+
+
+# ---------------------------------------------------------------------------------------------
+# Chat events: ask, show an earlier answer's sources, start over
+
+#: What a chat step updates: messages, sources panel, turns, the question box.
+ChatUpdate = tuple[Any, Any, Any, Any]
+
+
+class ChatEvents:
+    """The Ask tab's behaviour: stream an answer, show the sources of any earlier answer."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def respond(self, message: str, chat: list[dict[str, Any]], turns: list[Turn | None],
+                sources: list[str] | None, since: str, until: str) -> Iterator[ChatUpdate]:
+        """Stream one answer into the chat; `turns[i]` backs the i-th question/answer pair."""
+        question = (message or "").strip()
+        chat, turns = list(chat or []), list(turns or [])
+        if not question:
+            yield chat, gr.skip(), turns, gr.skip()
+            return
+        try:
+            filters = parse_filters(sources, since, until)
+        except ValueError as exc:
+            gr.Warning(str(exc))
+            yield chat, gr.skip(), turns, message
+            return
+        turn = len(turns)
+        history = _history(turns) or None
+        turns.append(None)  # replaced by the Turn once answered
+        chat += [{"role": "user", "content": _user_bubble(question)},
+                 _bot(render.render_pending_html(""))]
+        yield chat, render.render_searching_html(question), turns, ""
+        outcome = yield from self._stream(question, history, filters, chat, turns)
+        if isinstance(outcome, str):
+            chat[-1] = _bot(render.render_error_html(outcome))
+            yield chat, gr.skip(), turns, message
+            return
+        turns[turn] = Turn(outcome, render.describe_filters(**filters))
+        chat[-1] = _bot(render.render_answer_html(outcome, turn=turn))
+        yield chat, self.sources_for(turns, turn), turns, ""
+
+    def _stream(self, question: str, history: list[dict[str, str]] | None,
+                filters: dict[str, Any], chat: list[dict[str, Any]], turns: list[Turn | None]
+                ) -> Generator[ChatUpdate, None, Answer | str]:
+        """Show the answer's text as it arrives; returns the Answer, or the message to show."""
+        text = ""
+        try:
+            for piece in self.ctx.qa.stream(question, history=history, **filters):
+                if isinstance(piece, Answer):
+                    return piece
+                text += piece
+                chat[-1] = _bot(render.render_pending_html(text))
+                yield chat, gr.skip(), turns, ""
+        except InvalidQuestionError as exc:
+            return str(exc)
+        except NewsQAError as exc:
+            log.warning("question failed: %s", exc)
+            return f"Could not answer: {exc}"
+        except Exception:  # the one handler boundary: report in the chat, traceback in the log
+            log.exception("question failed unexpectedly: %r", question)
+            return "Something went wrong while answering; the details are in the server log."
+        return "The answerer stopped without an answer; please ask again."
+
+    def sources_for(self, turns: list[Turn | None], turn: int) -> str:
+        """The sources panel of answer number `turn` (the empty panel when there is none)."""
+        current = turns[turn] if 0 <= turn < len(turns) else None
+        if current is None:
+            return render.render_sources_html(None)
+        return render.render_sources_html(current.answer, self.ctx.bodies(current.answer),
+                                          turn=turn, filters=current.filters)
+
+    def show_turn(self, turns: list[Turn | None], evt: gr.SelectData) -> Any:
+        """Clicking a message (or its [n]) shows the sources of that answer."""
+        index = _selected_index(evt)
+        if index is None or not turns:
+            return gr.skip()
+        return self.sources_for(turns, min(index // 2, len(turns) - 1))
+
+    def clear(self) -> ChatUpdate:
+        return [], render.render_sources_html(None), [], ""
+
+
+# ---------------------------------------------------------------------------------------------
+# Article events: search, read, upload, re-index the folder
+
+
+class ArticleEvents:
+    """The Articles tab's behaviour; indexing runs one at a time under the context's lock."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def list_articles(self, query: str) -> tuple[list[list[Any]], list[str]]:
+        return self.ctx.article_table(query)
+
+    def open_article(self, ids: list[str], evt: gr.SelectData) -> str:
+        row = _selected_index(evt)
+        if row is None or not 0 <= row < len(ids):
+            return gr.skip()
+        article = self.ctx.qa.article(ids[row])
+        if article is None:
+            return '<p class="nq-muted">This article is no longer indexed.</p>'
+        return render.render_article_html(article)
+
+    def upload(self, files: list[str] | None, query: str,
+               progress: gr.Progress = gr.Progress()  # noqa: B008
+               ) -> tuple[Any, ...]:
+        """Store the uploaded files, index them, and report one row per file."""
+        if not files:
+            gr.Warning("Choose one or more article files first.")
+            return (gr.skip(),) * 7
+        rows, stored = self._store(files)
+        with self.ctx.index_lock:
+            if len(stored) <= PER_FILE_LIMIT:
+                indexed_rows, totals = self._index_each(stored, progress)
+            else:
+                indexed_rows, totals = self._index_batch(stored, progress)
+        rows += indexed_rows
+        rejected = sum(1 for r in rows if r[1] == "rejected")
+        summary = summary_line(totals)
+        if rejected:
+            summary += f"; {rejected} file{'s' if rejected != 1 else ''} rejected"
+        return (rows, f"**Upload:** {summary}.", *self.ctx.after_indexing(query), None)
+
+    def _store(self, files: list[str]) -> tuple[list[list[str]], list[tuple[str, Path]]]:
+        """Copy the uploads into the uploads folder: rows for rejected files, (name, path)
+        for stored ones."""
+        settings = self.ctx.settings
+        rows: list[list[str]] = []
+        stored: list[tuple[str, Path]] = []
+        for item in files:
+            temp = Path(item)
+            try:
+                target = store_upload(temp, temp.name, settings.uploads_dir,
+                                      settings.max_file_bytes)
+            except (ValueError, OSError) as exc:
+                rows.append([temp.name, "rejected", str(exc)])
+                log.info("upload %r rejected: %s", temp.name, exc)
+                continue
+            stored.append((temp.name, target))
+        return rows, stored
+
+    def _index_each(self, stored: list[tuple[str, Path]], progress: gr.Progress
+                    ) -> tuple[list[list[str]], dict[str, int]]:
+        """One run per file, so each file gets its own result row."""
+        rows: list[list[str]] = []
+        totals: dict[str, int] = {}
+        for number, (name, target) in enumerate(stored, start=1):
+            prefix = f"file {number}/{len(stored)}: "
+            try:
+                report = self.ctx.qa.add([target], progress=_progress_callback(progress, prefix))
+            except NewsQAError as exc:
+                rows.append([name, "error", str(exc)])
+                continue
+            data = report.to_dict()
+            result, detail = render.file_result(data)
+            if target.name != name:
+                detail += f" (saved as {target.name})"
+            rows.append([name, result, detail])
+            _add(totals, data)
+        return rows, totals
+
+    def _index_batch(self, stored: list[tuple[str, Path]], progress: gr.Progress
+                     ) -> tuple[list[list[str]], dict[str, int]]:
+        """One run for many files (the keyword index is rebuilt once): a summary row, then
+        a row per skipped file under the name it was uploaded as."""
+        label = f"{len(stored)} files"
+        try:
+            data = self.ctx.qa.add([t for _, t in stored],
+                                   progress=_progress_callback(progress)).to_dict()
+        except NewsQAError as exc:
+            return [[label, "error", str(exc)]], {}
+        names = {str(t): n for n, t in stored} | {t.name: n for n, t in stored}
+        rows = [[label, "done", summary_line(data)], *render.report_rows(data, names)]
+        return rows, {k: int(data.get(k) or 0) for k in _TOTALS}
+
+    def reindex_folder(self, query: str, progress: gr.Progress = gr.Progress()  # noqa: B008
+                       ) -> tuple[Any, ...]:
+        """Bring the configured articles folder up to date and report what changed."""
+        folder = self.ctx.settings.seeds_dir
+        with self.ctx.index_lock:
+            try:
+                data = self.ctx.qa.reindex(progress=_progress_callback(progress)).to_dict()
+            except NewsQAError as exc:
+                gr.Warning(str(exc))
+                return (gr.skip(),) * 6
+        summary = summary_line(data)
+        rows = [[str(folder), "done", summary], *render.report_rows(data)]
+        return (rows, f"**Articles folder** {folder}: {summary}.",
+                *self.ctx.after_indexing(query))
+
+    def refresh(self, query: str) -> tuple[Any, ...]:
+        """Page load: current stats, source choices and article table."""
+        table, ids = self.ctx.article_table(query)
+        return self.ctx.stats_html(), gr.update(choices=self.ctx.source_choices()), table, ids
+
+
+# ---------------------------------------------------------------------------------------------
+# The named API endpoints (/ask, /index), for scripts using gradio_client
+
+
+class ApiEndpoints:
+    """The two public endpoints; every other event is private."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def ask(self, question: str, sources: list[str] | None = None, since: str = "",
+            until: str = "") -> dict:
+        """Answer a question from the indexed articles; returns the answer with citations."""
+        try:
+            filters = parse_filters(sources, since, until)
+        except ValueError as exc:
+            raise gr.Error(str(exc)) from None
+        try:
+            return api_safe(self.ctx.qa.ask(question, **filters).to_dict())
+        except NewsQAError as exc:
+            raise gr.Error(str(exc)) from None
+
+    def index(self) -> dict:
+        """Index new and changed files of the configured articles folder; returns the report."""
+        with self.ctx.index_lock:
+            try:
+                return api_safe(self.ctx.qa.reindex().to_dict())
+            except NewsQAError as exc:
+                raise gr.Error(str(exc)) from None
+
+
+# ---------------------------------------------------------------------------------------------
+# The layout: one builder per part of the page
+
+
+@dataclass(frozen=True)
+class AskTab:
+    """The Ask tab's components."""
+
+    chatbot: gr.Chatbot
+    question: gr.Textbox
+    send: gr.Button
+    sources: gr.Dropdown
+    since: gr.Textbox
+    until: gr.Textbox
+    new_chat: gr.Button
+    sources_panel: gr.HTML
+    turns: gr.State
+
+
+@dataclass(frozen=True)
+class ArticlesTab:
+    """The Articles tab's components."""
+
+    search: gr.Textbox
+    table: gr.Dataframe
+    viewer: gr.HTML
+    ids: gr.State
+    files: gr.File
+    upload: gr.Button
+    reindex: gr.Button
+    status: gr.Markdown
+    results: gr.Dataframe
+
+
+def header(ctx: AppContext) -> gr.HTML:
+    """Title, a line on checking sources, and the index statistics (returned, kept current)."""
+    with gr.Column(elem_classes="nq-header"):
+        gr.HTML("<h1>newsqa</h1><p>Ask questions about the indexed news articles. "
+                "Every answer quotes its sources: check the highlighted passages.</p>")
+        return gr.HTML(ctx.stats_html(), elem_id="nq-stats-box")
+
+
+def _question_box() -> tuple[gr.Textbox, gr.Button]:
+    with gr.Row():
+        question = gr.Textbox(elem_id="nq-question", show_label=False, scale=5, lines=1,
+                              max_lines=4, placeholder="Type a question and press Enter",
+                              autofocus=True)
+        send = gr.Button("Ask", variant="primary", scale=1, elem_id="nq-send")
+    return question, send
+
+
+def _filters(ctx: AppContext) -> tuple[gr.Dropdown, gr.Textbox, gr.Textbox]:
+    with gr.Accordion("Filters: source and date", open=False, elem_id="nq-filters"):
+        sources = gr.Dropdown(choices=ctx.source_choices(), multiselect=True, value=[],
+                              label="Only these sources (empty = all)",
+                              elem_id="nq-sources-filter")
+        with gr.Row():
+            since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD", elem_id="nq-since")
+            until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD", elem_id="nq-until")
+    return sources, since, until
+
+
+def ask_tab(ctx: AppContext) -> AskTab:
+    """The chat, the question box, the filters, and the sources panel beside them."""
+    with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=420):
+            chatbot = gr.Chatbot(
+                elem_id="nq-chat", label="Conversation", height=560, latex_delimiters=[],
+                buttons=[], feedback_options=None,
+                placeholder="Ask about the news, e.g. *What did Trenta say about "
+                            "intervention?* Follow-up questions keep the context.")
+            question, send = _question_box()
+            sources, since, until = _filters(ctx)
+            new_chat = gr.Button("New conversation", size="sm", variant="secondary")
+        with gr.Column(scale=2, min_width=340):
+            gr.Markdown("### Sources")
+            panel = gr.HTML(render.render_sources_html(None), elem_id="nq-sources")
+    return AskTab(chatbot=chatbot, question=question, send=send, sources=sources, since=since,
+                  until=until, new_chat=new_chat, sources_panel=panel, turns=gr.State([]))
+
+
+def _indexing_column(settings: Settings) -> dict[str, Any]:
+    """The upload box, the indexing buttons and their results."""
+    files = gr.File(label=f"Add articles ({', '.join(UPLOAD_TYPES)}; up to "
+                          f"{settings.max_upload_mb} MB each)",
+                    file_count="multiple", file_types=list(UPLOAD_TYPES), type="filepath",
+                    elem_id="nq-upload")
+    upload = gr.Button("Index uploaded files", variant="primary", elem_id="nq-upload-btn")
+    reindex = gr.Button("Re-index the articles folder", variant="secondary",
+                        elem_id="nq-reindex-btn")
+    gr.Markdown(f"Folder: `{settings.seeds_dir}` — new and changed files are indexed; "
+                "uploaded articles are kept.", elem_classes="nq-muted")
+    status = gr.Markdown(elem_id="nq-index-status")
+    results = gr.Dataframe(headers=["File", "Result", "Detail"], datatype=["str"] * 3,
+                           interactive=False, wrap=True, label="Indexing results",
+                           column_widths=["32%", "16%", "52%"], elem_id="nq-results")
+    return {"files": files, "upload": upload, "reindex": reindex, "status": status,
+            "results": results}
+
+
+def articles_tab(ctx: AppContext) -> ArticlesTab:
+    """The searchable table of indexed articles, the article viewer, upload and re-index."""
+    with gr.Tab("Articles", id="articles"), gr.Row(equal_height=False):
+        with gr.Column(scale=3):
+            search = gr.Textbox(label="Search titles and sources", placeholder="e.g. Libya",
+                                elem_id="nq-search")
+            table = gr.Dataframe(
+                headers=["Title", "Source", "Date", "Passages"],
+                datatype=["str", "str", "str", "number"], interactive=False, wrap=True,
+                elem_id="nq-articles", label="Indexed articles (click a row to read it)",
+                max_height=420, column_widths=["58%", "20%", "12%", "10%"])
+            viewer = gr.HTML('<p class="nq-muted">Click an article to read it.</p>',
+                             elem_id="nq-viewer")
+        with gr.Column(scale=2):
+            indexing = _indexing_column(ctx.settings)
+    return ArticlesTab(search=search, table=table, viewer=viewer, ids=gr.State([]), **indexing)
+
+
+# ---------------------------------------------------------------------------------------------
+# Wiring: one function per group of events
+
+
+def wire_chat(tab: AskTab, events: ChatEvents) -> None:
+    """Ask on Enter or the button; clicking a message shows its sources; start over."""
+    inputs = [tab.question, tab.chatbot, tab.turns, tab.sources, tab.since, tab.until]
+    outputs = [tab.chatbot, tab.sources_panel, tab.turns, tab.question]
+    gr.on([tab.question.submit, tab.send.click], events.respond, inputs, outputs,
+          show_progress="hidden", **PRIVATE)
+    tab.chatbot.select(events.show_turn, [tab.turns], [tab.sources_panel],
+                       show_progress="hidden", **PRIVATE)
+    tab.new_chat.click(events.clear, None, outputs, **PRIVATE)
+    # the chat's own trash icon empties the messages: forget the answers behind them too
+    tab.chatbot.clear(events.clear, None, outputs, **PRIVATE)
+
+
+def wire_articles(demo: gr.Blocks, tab: ArticlesTab, stats: gr.HTML, sources: gr.Dropdown,
+                  events: ArticleEvents) -> None:
+    """Search and read articles; upload and re-index share the one indexing slot."""
+    tab.search.change(events.list_articles, [tab.search], [tab.table, tab.ids],
+                      show_progress="hidden", concurrency_limit=None, **PRIVATE)
+    tab.table.select(events.open_article, [tab.ids], [tab.viewer], concurrency_limit=None,
+                     **PRIVATE)
+    outputs = [tab.results, tab.status, tab.table, tab.ids, stats, sources]
+    tab.upload.click(events.upload, [tab.files, tab.search], [*outputs, tab.files],
+                     concurrency_id="index", concurrency_limit=1, **PRIVATE)
+    tab.reindex.click(events.reindex_folder, [tab.search], outputs, concurrency_id="index",
+                      concurrency_limit=1, **PRIVATE)
+    demo.load(events.refresh, [tab.search], [stats, sources, tab.table, tab.ids],
+              concurrency_limit=None, show_progress="hidden", **PRIVATE)
+
+
+def wire_api(endpoints: ApiEndpoints) -> None:
+    """The named endpoints; /index shares the indexing slot with the Articles tab."""
+    gr.api(endpoints.ask, api_name="ask")
+    gr.api(endpoints.index, api_name="index", concurrency_id="index", concurrency_limit=1)
 
 
 def build_app(qa: NewsQA) -> gr.Blocks:
@@ -195,312 +600,18 @@ def build_app(qa: NewsQA) -> gr.Blocks:
     With a password set (NEWSQA_AUTH), pass it to the client: `Client(url, auth=(user, pw))`.
     Chat, upload and table events are private (not callable from scripts, not in the API page).
     """
-    settings = qa.settings
-    index_lock = threading.Lock()
-
-    def stats_html() -> str:
-        try:
-            return render.render_stats_html(qa.stats())
-        except NewsQAError as exc:
-            return f'<span class="nq-error">{render.esc(exc)}</span>'
-
-    def source_choices() -> list[str]:
-        try:
-            return sorted(qa.sources())
-        except NewsQAError:
-            return []
-
-    # -- chat --------------------------------------------------------------------------------
-
-    def respond(message: str, chat: list[dict[str, Any]], turns: list[Turn | None],
-                sources: list[str] | None, since: str, until: str
-                ) -> Iterator[tuple[Any, ...]]:
-        """Stream one answer into the chat; `turns[i]` backs the i-th question/answer pair."""
-        question = (message or "").strip()
-        chat = list(chat or [])
-        turns = list(turns or [])
-        if not question:
-            yield chat, gr.skip(), turns, gr.skip()
-            return
-        try:
-            filters = parse_filters(sources, since, until)
-        except ValueError as exc:
-            gr.Warning(str(exc))
-            yield chat, gr.skip(), turns, message
-            return
-        turn = len(turns)
-        turns.append(None)  # replaced by the Turn once answered
-        chat.append({"role": "user", "content": _user_bubble(question)})
-        chat.append({"role": "assistant", "content": render.render_pending_html("")})
-        yield chat, render.render_searching_html(question), turns, ""
-        text = ""
-        answer: Answer | None = None
-        try:
-            for piece in qa.stream(question, history=_history(turns) or None, **filters):
-                if isinstance(piece, Answer):
-                    answer = piece
-                    break
-                text += piece
-                chat[-1] = {"role": "assistant", "content": render.render_pending_html(text)}
-                yield chat, gr.skip(), turns, ""
-        except InvalidQuestionError as exc:
-            chat[-1] = {"role": "assistant", "content": render.render_error_html(str(exc))}
-            yield chat, gr.skip(), turns, message
-            return
-        except NewsQAError as exc:
-            log.warning("question failed: %s", exc)
-            chat[-1] = {"role": "assistant",
-                        "content": render.render_error_html(f"Could not answer: {exc}")}
-            yield chat, gr.skip(), turns, message
-            return
-        except Exception:  # a bug or a broken store: say so in the chat, details in the log
-            log.exception("question failed unexpectedly: %r", question)
-            chat[-1] = {"role": "assistant", "content": render.render_error_html(
-                "Something went wrong while answering; the details are in the server log.")}
-            yield chat, gr.skip(), turns, message
-            return
-        if answer is None:
-            chat[-1] = {"role": "assistant", "content": render.render_error_html(
-                "The answerer stopped without an answer; please ask again.")}
-            yield chat, gr.skip(), turns, message
-            return
-        turns[turn] = Turn(answer, render.describe_filters(**filters))
-        chat[-1] = {"role": "assistant", "content": render.render_answer_html(answer, turn=turn)}
-        yield chat, sources_for(turns, turn), turns, ""
-
-    def sources_for(turns: list[Turn | None], turn: int) -> str:
-        current = turns[turn] if 0 <= turn < len(turns) else None
-        if current is None:
-            return render.render_sources_html(None)
-        return render.render_sources_html(current.answer, _bodies(qa, current.answer),
-                                          turn=turn, filters=current.filters)
-
-    def show_turn(turns: list[Turn | None], evt: gr.SelectData) -> Any:
-        """Clicking a message (or its [n]) shows the sources of that answer."""
-        index = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not isinstance(index, int) or not turns:
-            return gr.skip()
-        return sources_for(turns, min(index // 2, len(turns) - 1))
-
-    def clear() -> tuple[Any, ...]:
-        return [], render.render_sources_html(None), [], ""
-
-    # -- articles ----------------------------------------------------------------------------
-
-    def list_articles(query: str) -> tuple[list[list[Any]], list[str]]:
-        rows = render.article_rows(qa.articles((query or "").strip()))
-        return [r[:4] for r in rows], [r[4] for r in rows]
-
-    def open_article(ids: list[str], evt: gr.SelectData) -> str:
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        if not isinstance(row, int) or not 0 <= row < len(ids):
-            return gr.skip()
-        article = qa.article(ids[row])
-        if article is None:
-            return '<p class="nq-muted">This article is no longer indexed.</p>'
-        return render.render_article_html(article)
-
-    def _progress_cb(progress: gr.Progress, prefix: str = "") -> Any:
-        def callback(stage: str, done: int, total: int) -> None:
-            progress((done, total) if total else None, desc=f"{prefix}{stage}")
-        return callback
-
-    def upload(files: list[str] | None, query: str,
-               progress: gr.Progress = gr.Progress()  # noqa: B008
-               ) -> tuple[Any, ...]:
-        if not files:
-            gr.Warning("Choose one or more article files first.")
-            return (gr.skip(),) * 7
-        rows: list[list[str]] = []
-        stored: list[tuple[str, Path]] = []
-        for item in files:
-            temp = Path(item)
-            try:
-                target = store_upload(temp, temp.name, settings.uploads_dir,
-                                      settings.max_file_bytes)
-            except (ValueError, OSError) as exc:
-                rows.append([temp.name, "rejected", str(exc)])
-                log.info("upload %r rejected: %s", temp.name, exc)
-                continue
-            stored.append((temp.name, target))
-        totals: dict[str, int] = {}
-        with index_lock:
-            if len(stored) <= PER_FILE_LIMIT:
-                # one run per file, so each file gets its own result row
-                for number, (name, target) in enumerate(stored, start=1):
-                    prefix = f"file {number}/{len(stored)}: "
-                    try:
-                        report = qa.add([target], progress=_progress_cb(progress, prefix))
-                    except NewsQAError as exc:
-                        rows.append([name, "error", str(exc)])
-                        continue
-                    data = report.to_dict()
-                    result, detail = render.file_result(data)
-                    if target.name != name:
-                        detail += f" (saved as {target.name})"
-                    rows.append([name, result, detail])
-                    for key in ("indexed", "updated", "unchanged", "skipped"):
-                        totals[key] = totals.get(key, 0) + int(data.get(key) or 0)
-            elif stored:
-                try:
-                    data = qa.add([t for _, t in stored],
-                                  progress=_progress_cb(progress)).to_dict()
-                except NewsQAError as exc:
-                    rows.append([f"{len(stored)} files", "error", str(exc)])
-                else:
-                    names = {str(t): n for n, t in stored} | {t.name: n for n, t in stored}
-                    rows.append([f"{len(stored)} files", "done", render.report_summary(data)])
-                    rows.extend(render.report_rows(data, names))
-                    totals = {k: int(data.get(k) or 0)
-                              for k in ("indexed", "updated", "unchanged", "skipped")}
-        rejected = sum(1 for r in rows if r[1] == "rejected")
-        summary = render.report_summary(totals)
-        if rejected:
-            summary += f"; {rejected} file{'s' if rejected != 1 else ''} rejected"
-        table, ids = list_articles(query)
-        return (rows, f"**Upload:** {summary}.", table, ids, stats_html(),
-                gr.update(choices=source_choices()), None)
-
-    def reindex_folder(query: str, progress: gr.Progress = gr.Progress()  # noqa: B008
-                       ) -> tuple[Any, ...]:
-        with index_lock:
-            try:
-                data = qa.reindex(progress=_progress_cb(progress)).to_dict()
-            except NewsQAError as exc:
-                gr.Warning(str(exc))
-                return (gr.skip(),) * 6
-        table, ids = list_articles(query)
-        rows = [[str(settings.seeds_dir), "done", render.report_summary(data)]]
-        rows.extend(render.report_rows(data))
-        return (rows, f"**Articles folder** {settings.seeds_dir}: "
-                f"{render.report_summary(data)}.", table, ids, stats_html(),
-                gr.update(choices=source_choices()))
-
-    def refresh(query: str) -> tuple[Any, ...]:
-        table, ids = list_articles(query)
-        return stats_html(), gr.update(choices=source_choices()), table, ids
-
-    # -- API endpoints -------------------------------------------------------------------------
-
-    def ask(question: str, sources: list[str] | None = None, since: str = "",
-            until: str = "") -> dict:
-        """Answer a question from the indexed articles; returns the answer with citations."""
-        try:
-            filters = parse_filters(sources, since, until)
-        except ValueError as exc:
-            raise gr.Error(str(exc)) from None
-        try:
-            return api_safe(qa.ask(question, **filters).to_dict())
-        except NewsQAError as exc:
-            raise gr.Error(str(exc)) from None
-
-    def index() -> dict:
-        """Index new and changed files of the configured articles folder; returns the report."""
-        with index_lock:
-            try:
-                return api_safe(qa.reindex().to_dict())
-            except NewsQAError as exc:
-                raise gr.Error(str(exc)) from None
-
-    # -- layout --------------------------------------------------------------------------------
-
-    hidden = {"api_visibility": "private"}
+    ctx = AppContext(qa)
     # delete_cache: Gradio keeps its own temporary copy of every upload; drop those hourly
     # (the article itself lives on in settings.uploads_dir).
     with gr.Blocks(title="newsqa — ask the news archive", fill_width=True,
                    delete_cache=(3600, 3600)) as demo:
-        with gr.Column(elem_classes="nq-header"):
-            gr.HTML("<h1>newsqa</h1><p>Ask questions about the indexed news articles. "
-                    "Every answer quotes its sources: check the highlighted passages.</p>")
-            stats = gr.HTML(stats_html(), elem_id="nq-stats-box")
-        turns_state = gr.State([])
-        ids_state = gr.State([])
+        stats = header(ctx)
         with gr.Tabs():
-            with gr.Tab("Ask", id="ask"), gr.Row(equal_height=False):
-                with gr.Column(scale=3, min_width=420):
-                    chatbot = gr.Chatbot(
-                        elem_id="nq-chat", label="Conversation", height=560,
-                        latex_delimiters=[], buttons=[], feedback_options=None,
-                        placeholder="Ask about the news, e.g. *What did Trenta say about "
-                                    "intervention?* Follow-up questions keep the context.",
-                    )
-                    with gr.Row():
-                        question = gr.Textbox(
-                            elem_id="nq-question", show_label=False, scale=5, lines=1,
-                            max_lines=4, placeholder="Type a question and press Enter",
-                            autofocus=True)
-                        send = gr.Button("Ask", variant="primary", scale=1,
-                                         elem_id="nq-send")
-                    with gr.Accordion("Filters: source and date", open=False,
-                                      elem_id="nq-filters"):
-                        sources = gr.Dropdown(
-                            choices=source_choices(), multiselect=True, value=[],
-                            label="Only these sources (empty = all)",
-                            elem_id="nq-sources-filter")
-                        with gr.Row():
-                            since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD",
-                                               elem_id="nq-since")
-                            until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD",
-                                               elem_id="nq-until")
-                    new_chat = gr.Button("New conversation", size="sm", variant="secondary")
-                with gr.Column(scale=2, min_width=340):
-                    gr.Markdown("### Sources")
-                    sources_panel = gr.HTML(render.render_sources_html(None),
-                                            elem_id="nq-sources")
-            with gr.Tab("Articles", id="articles"), gr.Row(equal_height=False):
-                with gr.Column(scale=3):
-                    search = gr.Textbox(label="Search titles and sources",
-                                        placeholder="e.g. Libya", elem_id="nq-search")
-                    table = gr.Dataframe(
-                        headers=["Title", "Source", "Date", "Passages"],
-                        datatype=["str", "str", "str", "number"], interactive=False,
-                        wrap=True, elem_id="nq-articles", label="Indexed articles "
-                        "(click a row to read it)", max_height=420,
-                        column_widths=["58%", "20%", "12%", "10%"])
-                    viewer = gr.HTML('<p class="nq-muted">Click an article to read it.</p>',
-                                     elem_id="nq-viewer")
-                with gr.Column(scale=2):
-                    files = gr.File(
-                        label=f"Add articles ({', '.join(UPLOAD_TYPES)}; up to "
-                              f"{settings.max_upload_mb} MB each)",
-                        file_count="multiple", file_types=list(UPLOAD_TYPES),
-                        type="filepath", elem_id="nq-upload")
-                    upload_btn = gr.Button("Index uploaded files", variant="primary",
-                                           elem_id="nq-upload-btn")
-                    reindex_btn = gr.Button("Re-index the articles folder",
-                                            variant="secondary", elem_id="nq-reindex-btn")
-                    gr.Markdown(f"Folder: `{settings.seeds_dir}` — new and changed files "
-                                "are indexed; uploaded articles are kept.",
-                                elem_classes="nq-muted")
-                    status = gr.Markdown(elem_id="nq-index-status")
-                    results = gr.Dataframe(
-                        headers=["File", "Result", "Detail"], datatype=["str"] * 3,
-                        interactive=False, wrap=True, label="Indexing results",
-                        column_widths=["32%", "16%", "52%"], elem_id="nq-results")
-
-        chat_inputs = [question, chatbot, turns_state, sources, since, until]
-        chat_outputs = [chatbot, sources_panel, turns_state, question]
-        gr.on([question.submit, send.click], respond, chat_inputs, chat_outputs,
-              show_progress="hidden", **hidden)
-        chatbot.select(show_turn, [turns_state], [sources_panel], show_progress="hidden",
-                       **hidden)
-        new_chat.click(clear, None, chat_outputs, **hidden)
-        # the chat's own trash icon empties the messages: forget the answers behind them too
-        chatbot.clear(clear, None, chat_outputs, **hidden)
-
-        search.change(list_articles, [search], [table, ids_state], show_progress="hidden",
-                      concurrency_limit=None, **hidden)
-        table.select(open_article, [ids_state], [viewer], concurrency_limit=None, **hidden)
-        index_outputs = [results, status, table, ids_state, stats, sources]
-        upload_btn.click(upload, [files, search], [*index_outputs, files],
-                         concurrency_id="index", concurrency_limit=1, **hidden)
-        reindex_btn.click(reindex_folder, [search], index_outputs, concurrency_id="index",
-                          concurrency_limit=1, **hidden)
-        demo.load(refresh, [search], [stats, sources, table, ids_state], concurrency_limit=None,
-                  show_progress="hidden", **hidden)
-
-        gr.api(ask, api_name="ask")
-        gr.api(index, api_name="index", concurrency_id="index", concurrency_limit=1)
+            ask = ask_tab(ctx)
+            articles = articles_tab(ctx)
+        wire_chat(ask, ChatEvents(ctx))
+        wire_articles(demo, articles, stats, ask.sources, ArticleEvents(ctx))
+        wire_api(ApiEndpoints(ctx))
     return demo
 
 
@@ -508,54 +619,43 @@ def build_app(qa: NewsQA) -> gr.Blocks:
 # Serving
 
 
-def is_loopback(host: str) -> bool:
-    """True when `host` only accepts connections from this machine."""
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+def _say(message: str) -> None:
+    print(f"newsqa: {message}", file=sys.stderr, flush=True)
 
 
-def exposure_warning(host: str, credentials: tuple[str, str] | None) -> str:
-    """The warning to print when the chat is reachable from other machines without a password."""
-    if credentials is not None or is_loopback(host):
-        return ""
-    return (f"newsqa: WARNING: serving on {host} without a password; anyone who can reach this "
-            "machine can read and add articles. Set NEWSQA_AUTH=USER:PASS (or --auth).")
+def _progress_printer() -> Callable[[str, int, int], None]:
+    """A progress callback printing every 25th step of each stage on stderr."""
+    last: dict[str, int] = {}
+
+    def progress(stage: str, done: int, total: int) -> None:
+        if last.get(stage) != done and (done == total or done % 25 == 0):
+            last[stage] = done
+            _say(f"  {stage} {done}/{total}")
+
+    return progress
 
 
-def parse_auth(auth: str) -> tuple[str, str] | None:
-    """"USER:PASS" -> (user, pass); "" -> None."""
-    if not auth:
-        return None
-    user, sep, password = auth.partition(":")
-    if not sep or not user or not password:
-        from index.errors import SettingsError
-        raise SettingsError("auth must look like USER:PASS with both parts non-empty")
-    return user, password
+def check_seeds_folder(qa: NewsQA, settings: Settings) -> None:
+    """A first start (empty store) needs the articles folder: SettingsError naming it if it
+    is missing. With articles already indexed, a missing folder is only a warning."""
+    folder = settings.seeds_dir
+    if folder.exists():
+        return
+    if qa.is_empty():
+        raise SettingsError(f"the store is empty and the articles folder {folder} does not "
+                            "exist: create it (it may stay empty), set NEWSQA_SEEDS_DIR, or "
+                            "index articles first with `newsqa index`")
+    _say(f"warning: the articles folder {folder} does not exist; re-indexing it will "
+         "find nothing")
 
 
 def index_seeds_if_empty(qa: NewsQA, settings: Settings) -> dict[str, Any] | None:
     """First start: index the seed folder when the store is empty, printing progress."""
     if not qa.is_empty():
         return None
-    if not settings.seeds_dir.exists():
-        print(f"newsqa: the store is empty and the articles folder {settings.seeds_dir} "
-              "does not exist; add articles in the Articles tab.", file=sys.stderr)
-        return None
-    print(f"newsqa: first start, indexing {settings.seeds_dir} ...", file=sys.stderr, flush=True)
-    last: dict[str, Any] = {}
-
-    def progress(stage: str, done: int, total: int) -> None:
-        if last.get(stage) != done and (done == total or done % 25 == 0):
-            last[stage] = done
-            print(f"newsqa:   {stage} {done}/{total}", file=sys.stderr, flush=True)
-
-    report = qa.reindex(progress=progress).to_dict()
-    print(f"newsqa: indexed the articles folder: {render.report_summary(report)}",
-          file=sys.stderr, flush=True)
+    _say(f"first start, indexing {settings.seeds_dir} ...")
+    report = qa.reindex(progress=_progress_printer()).to_dict()
+    _say(f"indexed the articles folder: {summary_line(report)}")
     return report
 
 
@@ -576,32 +676,51 @@ def launch_options(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _launch(demo: gr.Blocks, settings: Settings, host: str, port: int,
+            credentials: tuple[str, str] | None) -> None:
+    """Start the server in the background; a bind failure becomes a SettingsError."""
+    try:
+        demo.launch(server_name=host, server_port=port, auth=credentials,
+                    auth_message="newsqa: sign in with the newsroom account"
+                    if credentials else None,
+                    prevent_thread_lock=True, quiet=True, **launch_options(settings))
+    except OSError as exc:  # gradio's "Cannot find empty port" (a race with check_bindable)
+        raise bind_error(host, port, exc) from None
+
+
+def _warm_up(qa: NewsQA, demo: gr.Blocks) -> None:
+    """Load the model and open the indexes while the page is already up; a failure (a model
+    that cannot load, say) closes the server and propagates, so `newsqa serve` exits with one
+    clear line instead of serving a chat where every question fails."""
+    try:
+        qa.warm_up()
+    except BaseException:
+        demo.close()
+        raise
+
+
 def serve(qa: NewsQA, settings: Settings, *, host: str | None = None, port: int | None = None,
           auth: str | None = None, prevent_thread_lock: bool = False) -> gr.Blocks:
-    """Index the seeds on first start, then launch the web chat; returns the running app."""
+    """Index the seeds on first start, then launch the web chat; returns the running app.
+
+    Raises SettingsError (one line naming the address or folder) when the port is taken, the
+    host cannot be bound, or a first start has no articles folder.
+    """
     host = host or settings.host
     port = settings.port if port is None else port
     auth = settings.auth if auth is None else auth
     credentials = parse_auth(auth)
+    check_bindable(host, port)
+    check_seeds_folder(qa, settings)
     warning = exposure_warning(host, credentials)
     if warning:
         print(warning, file=sys.stderr, flush=True)
     index_seeds_if_empty(qa, settings)
     demo = build_app(qa)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)
-    print(f"newsqa: web chat on http://{host}:{port}", file=sys.stderr, flush=True)
-    # Load the model in the background so the page is up at once; the first question waits
-    # for it only if it arrives before the model is ready.
-    threading.Thread(target=_warm_up, args=(qa,), name="newsqa-warm-up", daemon=True).start()
-    demo.launch(server_name=host, server_port=port, auth=credentials,
-                auth_message="newsqa: sign in with the newsroom account" if credentials else None,
-                prevent_thread_lock=prevent_thread_lock, quiet=True,
-                **launch_options(settings))
+    _say(f"web chat on http://{host}:{port}")
+    _launch(demo, settings, host, port, credentials)
+    _warm_up(qa, demo)
+    if not prevent_thread_lock:
+        demo.block_thread()
     return demo
-
-
-def _warm_up(qa: NewsQA) -> None:
-    try:
-        qa.warm_up()
-    except Exception as exc:  # reported, not fatal: the first question will raise it clearly
-        log.warning("warm-up failed: %s", exc)

@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import click
+from tqdm import tqdm
 
+from index import build
 from index.errors import NewsQAError
 from index.settings import Settings, apply_offline_env
+
+# Imported inside the commands that need them, to keep `newsqa --help`, `index` and `stats`
+# fast: qa.api (LangChain, about a second), ui.app (Gradio, about three seconds), and the
+# measurement code (qa.eval), which no product path may import at module level.
 
 EXAMPLES = {
     "main": "  newsqa index articles/\n  newsqa ask \"What did Trenta say about intervention?\"\n"
@@ -62,8 +68,6 @@ def _progress(quiet: bool) -> Iterator[Callable[[str, int, int], None] | None]:
     if quiet:
         yield None
         return
-    from tqdm import tqdm
-
     bars: dict[str, Any] = {}
 
     def update(stage: str, done: int, total: int) -> None:
@@ -130,8 +134,6 @@ def index(ctx: click.Context, paths: Sequence[str], rebuild: bool, prune: bool |
     Re-running is incremental: unchanged files are skipped without loading the model, changed
     ones are replaced, and bad files are reported and skipped without touching what is indexed.
     """
-    from index import build
-
     settings = _settings(ctx)
     run = build.rebuild if rebuild else build.update
     with _progress(quiet) as progress:
@@ -158,7 +160,7 @@ def index(ctx: click.Context, paths: Sequence[str], rebuild: bool, prune: bool |
 def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         until: str | None, sources: Sequence[str], llm: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed articles, quoting and citing them."""
-    from qa.api import NewsQA
+    from qa.api import NewsQA  # LangChain: only for the commands that answer
 
     qa = NewsQA.from_settings(_settings(ctx, llm=llm))
     answer = qa.ask(question, k=top_k, since=since, until=until, sources=list(sources) or None)
@@ -186,8 +188,12 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | None,
           llm: str | None) -> None:
-    """Serve the web chat (indexes seeds/ on first start when the store is empty)."""
-    from qa.api import NewsQA
+    """Serve the web chat (indexes seeds/ on first start when the store is empty).
+
+    A taken port, a first start without the articles folder, or a model that cannot load
+    is one line on stderr and exit status 2, like every newsqa error.
+    """
+    from qa.api import NewsQA  # LangChain and Gradio: only for the command that serves
     from ui.app import serve as serve_app
 
     settings = _settings(ctx, host=host, port=port, auth=auth, llm=llm)
@@ -199,8 +205,6 @@ def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | No
 @click.pass_context
 def stats(ctx: click.Context, as_json: bool) -> None:
     """Show what is indexed: articles, chunks, sources, date range, model, store location."""
-    from index import build
-
     figures = build.stats(_settings(ctx))
     if as_json:
         _emit_json(figures)
@@ -231,16 +235,16 @@ def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None
              limit: int | None, seed: int, report_dir: Path, quiet: bool,
              as_json: bool) -> None:
     """Measure retrieval, answer support and refusals against newsqa's peers on a QA set."""
-    from qa import evaluation
+    from qa.eval.report import render_table
+    from qa.eval.run import run_eval
 
     with _progress(quiet) as progress:
-        report = evaluation.run_eval(corpus, queries, _settings(ctx), sample=sample,
-                                     limit=limit, seed=seed, progress=progress,
-                                     report_dir=report_dir)
+        report = run_eval(corpus, queries, _settings(ctx), sample=sample, limit=limit,
+                          seed=seed, progress=progress, report_dir=report_dir)
     if as_json:
         _emit_json(report.to_dict())
     else:
-        click.echo(evaluation.render_table(report))
+        click.echo(render_table(report))
 
 
 @cli.command(epilog=_epilog("bench"))
@@ -251,17 +255,20 @@ def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None
               help="Markdown file the figures are written to.")
 @click.option("--limit", type=click.IntRange(1), default=200, show_default=True,
               help="Eval articles indexed by the index benchmark.")
+@click.option("--eval-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("../shared/eval/realtimeqa"), show_default=True,
+              help="The RealTime QA subset (corpus.jsonl, queries_dev.jsonl).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, quiet: bool,
-          as_json: bool) -> None:
+def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, eval_dir: Path,
+          quiet: bool, as_json: bool) -> None:
     """Benchmark indexing and answering speed and memory; writes docs/benchmarks.md."""
-    from qa import evaluation
+    from qa.eval.bench import run_benchmarks
 
     with _progress(quiet) as progress:
-        figures = evaluation.run_benchmarks(_settings(ctx), only=list(only) or None, out=out,
-                                            index_limit=limit, progress=progress)
+        figures = run_benchmarks(_settings(ctx), eval_dir=eval_dir, only=list(only) or None,
+                                 out=out, index_limit=limit, progress=progress)
     if as_json:
         _emit_json(figures)
     else:

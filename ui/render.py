@@ -8,18 +8,16 @@ URLs become links only when they are http(s).
 from __future__ import annotations
 
 import html
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from index.records import Article, ArticleMeta
+from qa.markers import format_marker, iter_markers
 from qa.records import Answer, Citation, Passage
 
 #: Characters of passage shown around a quoted span in a source card.
 CONTEXT_CHARS = 280
-
-_MARKER = re.compile(r"\[(\d{1,3})\]")
 
 
 def esc(text: object) -> str:
@@ -248,18 +246,28 @@ def render_searching_html(question: str) -> str:
             f"articles for: <q>{esc(question)}</q> …</p></div>")
 
 
+def _marker_html(numbers: Sequence[int], known: set[int], turn: int) -> str:
+    """One marker's numbers, each known one a link to its card ("[2, 5]" -> [2][5])."""
+    return "".join(
+        f'<a class="nq-cite" href="#{card_id(turn, n)}" title="Show source {n}">'
+        f"{format_marker(n)}</a>" if n in known else format_marker(n)
+        for n in numbers)
+
+
 def link_markers(text: str, numbers: Iterable[int], turn: int) -> str:
-    """Escaped answer text with each [n] of a known citation turned into a link to its card."""
+    """Escaped answer text with each [n] of a known citation turned into a link to its card.
+
+    Markers follow the one grammar of `qa.markers` (`[n]`, `[n, m]`); a marker naming no
+    known citation is left as written.
+    """
     known = set(numbers)
     out: list[str] = []
     pos = 0
-    for match in _MARKER.finditer(text):
-        number = int(match.group(1))
-        if number not in known:
+    for match, cited in iter_markers(text):
+        if not known.intersection(cited):
             continue
         out.append(_text_html(text[pos:match.start()]))
-        out.append(f'<a class="nq-cite" href="#{card_id(turn, number)}" '
-                   f'title="Show source {number}">[{number}]</a>')
+        out.append(_marker_html(cited, known, turn))
         pos = match.end()
     out.append(_text_html(text[pos:]))
     return "".join(out)
@@ -358,16 +366,6 @@ def report_rows(report: Mapping[str, Any], names: Mapping[str, str] | None = Non
         shown = names.get(path) or names.get(_path_name(path)) or _path_name(path)
         rows.append([shown, "skipped", detail])
     return rows
-
-
-def report_summary(report: Mapping[str, Any]) -> str:
-    """One line such as "2 indexed, 1 unchanged, 1 skipped" (zero counts left out)."""
-    parts = []
-    for key in ("indexed", "updated", "unchanged", "duplicates", "skipped", "removed"):
-        count = _count(report, key)
-        if count:
-            parts.append(f"{count} {key}")
-    return ", ".join(parts) or "nothing to do"
 
 
 def render_stats_html(stats: Mapping[str, Any]) -> str:

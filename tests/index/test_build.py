@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 
 import index
-from index import build
 from index.build import IndexReport, generation, index_lock, rebuild, stats, update
 from index.embedding import Embedder
 from index.errors import IndexingError, IndexLockedError, ModelMismatchError
@@ -210,10 +209,9 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
             raise RuntimeError("simulated crash")
         real_upsert(self, items)
 
-    monkeypatch.setattr(build, "EMBED_GROUP", 1)  # one article per write: crash half-way
     monkeypatch.setattr(Store, "upsert_articles", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        update([corpus], settings, embedder=embedder)
+        update([corpus], settings, embedder=embedder, embed_group=1)  # one article per write
     monkeypatch.setattr(Store, "upsert_articles", real_upsert)
     partial = Store(settings, model_name=settings.embedding_model)
     assert partial.count()[0] == 3 and partial.count()[1] > sum(

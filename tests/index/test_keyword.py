@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from index.keyword import KeywordIndex, load_or_build, read_generation
+from index.keyword import KeywordIndex, current_generation, load_or_build
 from index.records import Chunk
 from index.settings import Settings
 
@@ -30,8 +30,13 @@ def test_search_stems_and_ranks() -> None:
     assert all(score > 0 for _, score in hits)
     assert index.search("the and of", k=5) == []  # stop words only
     assert index.search("zeppelin", k=5) == []
-    # title words count: "strike" is in a2's title and text, "port" in its title only
-    assert index.search("port", k=5)[0][0] in {CHUNKS[2].id, CHUNKS[3].id}
+    # title words count: "port" is in a2's title only (and in a3's text), "Italy" only in
+    # a1's title, which both of a1's chunks carry
+    assert {cid for cid, _ in index.search("port", k=5)} == {CHUNKS[2].id, CHUNKS[3].id}
+    assert {cid for cid, _ in index.search("Italy", k=5)} == {CHUNKS[0].id, CHUNKS[1].id}
+    untitled = KeywordIndex.build(CHUNKS, {})
+    assert untitled.search("Italy", k=5) == []
+    assert [cid for cid, _ in untitled.search("port", k=5)] == [CHUNKS[3].id]
 
 
 def test_filter_is_applied_before_top_k() -> None:
@@ -40,8 +45,9 @@ def test_filter_is_applied_before_top_k() -> None:
     assert [cid for cid, _ in hits] == [CHUNKS[3].id]
     assert index.search("Libya", k=3, allowed_article_ids={"a2"}) == []
     assert index.search("Libya", k=3, allowed_article_ids=set()) == []
-    best = index.search("Libya", k=10)
-    assert [cid for cid, _ in best][:1] and len(best) == 3
+    best = index.search("Libya", k=10)  # a1's first chunk has Libya in its title and text
+    assert [cid for cid, _ in best] == [CHUNKS[0].id, CHUNKS[1].id, CHUNKS[3].id]
+    assert best[0][1] > best[1][1] > best[2][1] > 0
 
 
 def test_save_load_and_refresh(tmp_path: Path) -> None:
@@ -56,7 +62,7 @@ def test_save_load_and_refresh(tmp_path: Path) -> None:
     assert server.refresh_if_stale() is True
     assert len(server) == 4
     assert server.search("strike", k=1)[0][0] == CHUNKS[2].id
-    assert server.generation == read_generation(folder)
+    assert server.generation == current_generation(folder)
     generations = sorted(p.name for p in folder.glob("g-*"))
     assert len(generations) <= 2 and server.generation in generations
 

@@ -9,16 +9,18 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from index.build import stats, update
 from index.embedding import Embedder
+from index.errors import StoreError
 from index.keyword import load_or_build
 from index.settings import OFFLINE_ENV, Settings
 from index.store import Store
-from tests.conftest import SEED_ARTICLE
+from tests.conftest import SEED_ARTICLE, require
 
 CHROMA = Path(sys.executable).with_name("chroma")
 
@@ -29,12 +31,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real Chroma server on a free loopback port, stopped at teardown."""
-    if not CHROMA.exists():
-        pytest.skip(f"no chroma executable at {CHROMA}")
-    folder = tmp_path_factory.mktemp("chroma-server")
+@contextmanager
+def running_chroma(folder: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A real Chroma server on a free loopback port (its URL and process), stopped at exit."""
+    require(CHROMA.exists(), f"the chroma executable at {CHROMA} (pip install -e '.[dev]')")
     port = free_port()
     log = (folder / "server.log").open("wb")
     server = subprocess.Popen(
@@ -55,7 +55,7 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 raise RuntimeError("chroma server did not start: "
                                    + (folder / "server.log").read_text(errors="replace")[-2000:])
             time.sleep(0.3)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         try:
@@ -64,6 +64,13 @@ def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             server.kill()
             server.wait()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def chroma_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Chroma server shared by this module's tests."""
+    with running_chroma(tmp_path_factory.mktemp("chroma-server")) as (url, _):
+        yield url
 
 
 def test_update_and_query_through_a_server(chroma_url: str, tmp_path: Path,
@@ -87,3 +94,50 @@ def test_update_and_query_through_a_server(chroma_url: str, tmp_path: Path,
     (news / "strike.txt").unlink()
     again = update([news], settings, embedder=Embedder())
     assert again.removed == 1 and again.articles == 1 and not again.model_loaded
+
+
+def news_folder(root: Path) -> Path:
+    root.mkdir()
+    (root / "seed.txt").write_text(SEED_ARTICLE.read_text(encoding="utf-8"), encoding="utf-8")
+    (root / "strike.txt").write_text("Port strike ends\n\nDock workers returned to work.\n",
+                                     encoding="utf-8")
+    return root
+
+
+def test_no_change_run_against_a_server_reads_one_stamp(chroma_url: str, tmp_path: Path,
+                                                        embedder: Embedder) -> None:
+    """The write stamp lives in the server's collection metadata: a second machine (another
+    data folder, same server) sees every write, and a no-change run opens nothing else."""
+    settings = Settings(data_dir=tmp_path / "data", chroma_url=chroma_url,
+                        collection="stamptest")
+    news = news_folder(tmp_path / "news")
+    first = update([news], settings, embedder=embedder)
+    stamp = Store(settings, model_name=settings.embedding_model).fingerprint()
+    assert stamp and chroma_url in stamp
+
+    def untouchable(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a no-change run must not list the store's articles")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Store, "article_ids", untouchable)
+        again = update([news], settings, embedder=Embedder())
+    assert again.unchanged == first.indexed and not again.model_loaded
+
+    elsewhere = Store(settings.replace(data_dir=tmp_path / "machine-2"),
+                      model_name=settings.embedding_model)
+    victim = sorted(elsewhere.article_ids())[0]
+    elsewhere.delete_article(victim)  # written from another machine
+    assert Store(settings, model_name=settings.embedding_model).fingerprint() != stamp
+    healed = update([news], settings, embedder=embedder)
+    assert healed.articles == 2 and healed.chunks_added > 0
+
+
+def test_reset_against_a_dead_server_is_an_error_not_a_success(tmp_path: Path) -> None:
+    with running_chroma(tmp_path) as (url, server):
+        store = Store(Settings(data_dir=tmp_path / "data", chroma_url=url,
+                               collection="resettest"), model_name="m")
+        assert not store.exists()  # connected
+        server.terminate()
+        server.wait(timeout=15)
+        with pytest.raises(StoreError, match="cannot delete collection 'resettest'"):
+            store.reset()

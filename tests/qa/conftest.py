@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from index.settings import Settings
+from qa.api import NewsQA
 from tests.conftest import SEED_ARTICLE
 
 EXTRA_ARTICLES = [
@@ -63,8 +64,6 @@ def qa_settings(tmp_path_factory: pytest.TempPathFactory, corpus_dir: Path) -> S
 @pytest.fixture(scope="session")
 def qa(qa_settings: Settings, corpus_dir: Path, embedder):  # type: ignore[no-untyped-def]
     """A NewsQA over the indexed test corpus (indexed once per session)."""
-    from qa.api import NewsQA
-
     engine = NewsQA(qa_settings, embedder=embedder)
     report = engine.add([corpus_dir])
     assert report.errors == () or not report.errors, report.to_dict()

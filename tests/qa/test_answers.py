@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
 from langchain_core.runnables import RunnableLambda
 
+from qa.api import NewsQA
 from qa.errors import InvalidQuestionError, QAError
 from qa.records import Answer
-from qa.retriever import format_docs
+from qa.retriever import Filters, format_docs
 
 
 def assert_citations_verbatim(qa, answer: Answer) -> None:  # type: ignore[no-untyped-def]
@@ -162,8 +164,6 @@ def test_collection_helpers(qa, seed_id) -> None:
 
 
 def test_concurrent_asks_agree(qa) -> None:
-    from concurrent.futures import ThreadPoolExecutor
-
     questions = ["Who did Conte meet in Benghazi?", "Which newspaper interviewed Trenta?"] * 3
     with ThreadPoolExecutor(max_workers=3) as pool:
         answers = list(pool.map(qa.ask, questions))
@@ -172,14 +172,10 @@ def test_concurrent_asks_agree(qa) -> None:
 
 
 def _filters(**kwargs):  # type: ignore[no-untyped-def]
-    from qa.retriever import Filters
-
     return Filters.make(**kwargs)
 
 
 def test_reindex_defaults_to_the_seeds_folder(settings, embedder) -> None:  # type: ignore[no-untyped-def]
-    from qa.api import NewsQA
-
     engine = NewsQA(settings, embedder=embedder)
     assert engine.is_empty()
     assert not engine.ask("What did Trenta say about armed intervention?").found
@@ -191,8 +187,6 @@ def test_reindex_defaults_to_the_seeds_folder(settings, embedder) -> None:  # ty
 
 def test_reindex_keeps_other_articles_and_rebuild_drops_them(  # type: ignore[no-untyped-def]
         settings, embedder, tmp_path) -> None:
-    from qa.api import NewsQA
-
     engine = NewsQA(settings, embedder=embedder)
     extra = tmp_path / "desk"
     extra.mkdir()

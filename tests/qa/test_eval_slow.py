@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import SHARED_EVAL
+from tests.conftest import SHARED_EVAL, require
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(not (SHARED_EVAL / "corpus.jsonl").is_file(),
-                                 reason="eval data not available")]
+pytestmark = [pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
 def eval_qa(tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore[no-untyped-def]
     from index.settings import Settings
     from qa.api import NewsQA
-    from qa.benchmark import index_subset, load_subset
+    from qa.eval.qa_bench import index_subset, load_subset
 
+    require((SHARED_EVAL / "corpus.jsonl").is_file(), f"the shared eval set ({SHARED_EVAL})")
     settings = Settings(data_dir=tmp_path_factory.mktemp("eval-data"))
     engine = NewsQA(settings, embedder=embedder)
     subset = load_subset(SHARED_EVAL, questions=15, distractors=40)
@@ -27,7 +26,7 @@ def eval_qa(tmp_path_factory: pytest.TempPathFactory, embedder):  # type: ignore
 
 
 def test_hybrid_retrieval_finds_gold_articles(eval_qa) -> None:  # type: ignore[no-untyped-def]
-    from qa.benchmark import evaluate_retrieval
+    from qa.eval.qa_bench import evaluate_retrieval
     from qa.retriever import RetrievalConfig
 
     engine, subset = eval_qa
@@ -39,7 +38,7 @@ def test_hybrid_retrieval_finds_gold_articles(eval_qa) -> None:  # type: ignore[
 
 
 def test_refusal_gate_on_answerable_and_unanswerable(eval_qa) -> None:  # type: ignore[no-untyped-def]
-    from qa.benchmark import calibrate_refusal
+    from qa.eval.qa_bench import calibrate_refusal
 
     engine, subset = eval_qa
     report = calibrate_refusal(engine, subset)
@@ -48,7 +47,7 @@ def test_refusal_gate_on_answerable_and_unanswerable(eval_qa) -> None:  # type: 
 
 
 def test_latency_benchmark_reports_percentiles(eval_qa) -> None:  # type: ignore[no-untyped-def]
-    from qa.benchmark import run_qa_benchmark
+    from qa.eval.qa_bench import run_qa_benchmark
 
     engine, subset = eval_qa
     report = run_qa_benchmark(engine, subset)

@@ -15,8 +15,12 @@ from pydantic import Field
 
 from index.records import Article, Chunk
 from index.settings import Settings
+from qa.api import NewsQA
 from qa.errors import LLMError
+from qa.extractive import Analysis
+from qa.gate import Coverage, Gate
 from qa.llm import SYSTEM_PROMPT, LLMAnswerer, build_messages, make_chat_model
+from qa.question import QuestionInfo
 from qa.records import Answer, Passage
 from tests.qa.helpers import seed_passages
 
@@ -45,14 +49,12 @@ class _AlwaysCovered:
     """Stands in for the extractive coverage gate so these tests need no model."""
 
     def analyse(self, question: str, passages: Any, *, query_embedding: Any = None) -> Any:
-        from qa.extractive import Analysis, Coverage, QuestionInfo
-
         return Analysis(QuestionInfo.parse(question), [], Coverage(True, "", 1.0))
 
 
 def answerer(*replies: str) -> tuple[LLMAnswerer, RecordingChat]:
     model = RecordingChat(responses=list(replies), seen=[])
-    return LLMAnswerer(model, _AlwaysCovered()), model
+    return LLMAnswerer(model, Gate(_AlwaysCovered())), model
 
 
 def test_prompt_numbers_passages_and_isolates_their_text() -> None:
@@ -106,7 +108,7 @@ def test_not_found_reply_and_uncited_reply() -> None:
 def test_stream_yields_pieces_then_the_checked_answer() -> None:
     model = GenericFakeChatModel(messages=iter([AIMessage(
         content="Trenta ruled out an armed intervention [1]. Bogus [8].")]))
-    qa_llm = LLMAnswerer(model, _AlwaysCovered())
+    qa_llm = LLMAnswerer(model, Gate(_AlwaysCovered()))
     items = list(qa_llm.stream("What did Trenta say?", seed_passages()))
     assert isinstance(items[-1], Answer)
     assert "".join(items[:-1]) == "Trenta ruled out an armed intervention [1]. Bogus [8]."
@@ -121,15 +123,11 @@ def test_missing_provider_package_names_the_extra() -> None:
 
 
 def test_bad_llm_setting_is_rejected_early(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    from qa.api import NewsQA
-
     with pytest.raises(LLMError, match="ollama:MODEL"):
         NewsQA(Settings(data_dir=tmp_path, llm="llama3"))
 
 
 def test_newsqa_with_a_fake_llm(qa) -> None:  # type: ignore[no-untyped-def]
-    from qa.api import NewsQA
-
     model = FakeListChatModel(responses=[
         "Trenta said that \"the option does not exist\" [1].",
         "What did Trenta say about France?",

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import sys
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,44 @@ from typing import Any
 import pytest
 
 from index.settings import Settings
+from tests.conftest import TEST_OUTPUT
+from tests.reliability.figures import FIGURES_FILE, FiguresReport
 from tests.reliability.harness import free_port, make_corpus, settings_for, wait_for_port
+
+#: figures(mapping, title=None): record a test's figures in test-output/reliability.md.
+Figures = Callable[..., None]
+
+_REPORT = pytest.StashKey[FiguresReport]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    command = " ".join(["pytest", *sys.argv[1:]]) if sys.argv[1:] else "pytest"
+    config.stash[_REPORT] = FiguresReport(TEST_OUTPUT / FIGURES_FILE, command)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]
+                              ) -> Iterator[pytest.TestReport]:
+    """Times every phase of the reliability tests (this conftest's folder only)."""
+    report = yield
+    item.config.stash[_REPORT].timed(report.nodeid, report.duration, report.outcome,
+                                     report.when)
+    return report
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    session.config.stash[_REPORT].finish()
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Figures:
+    """Record this test's figures (a mapping) under its name, or under `title`."""
+    report = request.config.stash[_REPORT]
+
+    def record(values: Mapping[str, object], title: str | None = None) -> None:
+        report.add(title or request.node.name, values)
+
+    return record
 
 
 @dataclass

@@ -188,12 +188,11 @@ class StoreSnapshot:
 
 
 def evict_chroma(path: Path) -> None:
-    """Make the next Chroma client in this process re-read `path` from disk."""
-    from index import store as store_module
+    """Make the next Chroma client in this process re-read `path` (and every other embedded
+    store) from disk."""
+    from index.store import forget_cached_clients
 
-    evict = getattr(store_module, "_evict_chroma_system", None)
-    if evict is not None:
-        evict(str(path))
+    forget_cached_clients()
 
 
 def snapshot(settings: Settings, *, model_name: str = BUNDLED_MODEL) -> StoreSnapshot:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.reliability.conftest import serve_app
+from tests.reliability.conftest import Figures, serve_app
 from tests.reliability.harness import (
     CORPUS_LATE,
     LATE_QUESTIONS,
@@ -35,7 +35,7 @@ MAX_REQUESTS = 150
 
 
 def test_new_articles_from_another_process_are_answerable_without_restart(
-        tmp_path: Path, embedder: Any) -> None:
+        tmp_path: Path, embedder: Any, figures: Figures) -> None:
     seeds = make_corpus(tmp_path / "articles")
     settings = settings_for(tmp_path / "data", seeds_dir=seeds)
     with serve_app(settings, embedder) as app:
@@ -95,10 +95,16 @@ def test_new_articles_from_another_process_are_answerable_without_restart(
                 thread.join(timeout=120)
         assert indexer.returncode == 0, err
         assert json.loads(out)["indexed"] == 3
+        polled = next(polls)
+        figures({"questions asked while indexing": len(report.results),
+                 "errors": len(report.errors), "p50_s": round(report.latency(0.5), 2),
+                 "p95_s": round(report.latency(0.95), 2), "store snapshots taken": polled,
+                 "incomplete articles seen": len(half_seen),
+                 "articles indexed by the other process": 3})
         assert report.results, "no question was asked while indexing"
         problems = check_load(report, settings, same_answers=False)
         assert not problems, "\n".join(problems)
-        assert next(polls) > 0 and not half_seen, half_seen
+        assert polled > 0 and not half_seen, half_seen
 
         # No restart: the running server answers from the new articles.
         for question in LATE_QUESTIONS:

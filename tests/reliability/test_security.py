@@ -3,16 +3,16 @@ prompt isolation in LLM mode, and question text shown as text in the browser."""
 
 from __future__ import annotations
 
-import os
 import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from index import build
-from tests.reliability.conftest import Served, serve_app
+from tests.reliability.conftest import Figures, Served, serve_app
 from tests.reliability.harness import (
     BAD_INPUTS,
     QUESTIONS,
@@ -54,27 +54,25 @@ def test_served_app_listens_on_loopback_only(served: Served) -> None:
     assert listening_addresses(port) == {"127.0.0.1"}
 
 
-@pytest.mark.slow
-def test_cli_server_defaults_to_loopback_and_enforces_auth(tmp_path: Path) -> None:
+def test_cli_server_defaults_to_loopback_and_enforces_auth(tmp_path: Path,
+                                                          figures: Figures) -> None:
     """The real `newsqa serve` (no --host): bound to 127.0.0.1; a wrong password is refused."""
     import httpx
-    from gradio_client.exceptions import AuthenticationError
 
     seeds = make_corpus(tmp_path / "articles")
     port = free_port()
     log = tmp_path / "server.log"
+    began = time.monotonic()
     with log.open("w") as out:
         server = popen_cli("serve", "--port", str(port), data_dir=tmp_path / "data",
                            env={"NEWSQA_SEEDS_DIR": str(seeds), "NEWSQA_AUTH": "desk:s3cret"},
                            stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_for_port(port, timeout=600, proc=server)
+        ready = time.monotonic() - began
         assert listening_addresses(port) == {"127.0.0.1"}, log.read_text()[-2000:]
         url = f"http://127.0.0.1:{port}/"
-        for wrong in (None, ("desk", "wrong"), ("admin", "s3cret")):
-            with pytest.raises((AuthenticationError, ValueError, Exception)) as refused:
-                ask_api(client(url, auth=wrong), QUESTIONS[0].text)
-            assert "s3cret" not in str(refused.value)
+        assert_clients_are_refused(url)
         # Without logging in, the plain HTTP API answers nothing; a wrong login is refused.
         refused = httpx.post(url + "gradio_api/call/ask", json={"data": ["x"]}, timeout=30)
         assert refused.status_code in (401, 403), refused.text[:200]
@@ -86,17 +84,40 @@ def test_cli_server_defaults_to_loopback_and_enforces_auth(tmp_path: Path) -> No
         assert "WARNING" not in log.read_text()
     finally:
         stop_server(server)
+    figures({"server listening after (s)": round(ready, 1), "bound to": "127.0.0.1 only",
+             "refused clients": "no login, wrong password, another user's password",
+             "plain API without login": refused.status_code,
+             "wrong /login": login.status_code})
+
+
+#: (credentials, the refusal gradio_client raises while it is constructed): without a login
+#: the config route answers 401 (AuthenticationError); a failed login (Gradio answers 400)
+#: is its plain ValueError "Could not login to URL." (AuthenticationError when 401).
+REFUSED_LOGINS: tuple[tuple[tuple[str, str] | None, str], ...] = (
+    (None, "credentials were not provided"),
+    (("desk", "wrong"), r"^Could not login to http://127\.0\.0\.1:\d+/\."),
+    (("admin", "s3cret"), r"^Could not login to http://127\.0\.0\.1:\d+/\."),
+)
+
+
+def assert_clients_are_refused(url: str) -> None:
+    """No, a wrong and another user's password: each refused by the login itself, with a
+    message that does not echo the real password."""
+    from gradio_client.exceptions import AuthenticationError
+
+    for credentials, message in REFUSED_LOGINS:
+        expected = AuthenticationError if credentials is None else ValueError
+        with pytest.raises(expected, match=message) as refused:
+            client(url, auth=credentials)
+        assert "s3cret" not in str(refused.value)
 
 
 def test_auth_wrong_password_is_refused(served: Served, embedder: Any) -> None:
     """A second app with a password over the same (already indexed) store."""
     import httpx
-    from gradio_client.exceptions import AuthenticationError
 
     with serve_app(served.settings, embedder, auth="desk:s3cret") as app:
-        for wrong in (("desk", "nope"), ("root", "s3cret"), None):
-            with pytest.raises((AuthenticationError, ValueError, httpx.HTTPError)):
-                ask_api(client(app.url, auth=wrong), QUESTIONS[0].text)
+        assert_clients_are_refused(app.url)
         refused = httpx.post(app.url + "gradio_api/call/ask", json={"data": ["x"]}, timeout=30)
         assert refused.status_code in (401, 403), refused.text[:200]
         login = httpx.post(app.url + "login", data={"username": "desk", "password": "nope"},
@@ -203,37 +224,37 @@ def test_llm_answer_without_valid_citations_becomes_not_found(reply: str, inject
     answer, seen = _ask_llm(injected, embedder, reply)
     assert seen
     assert not answer.found and not answer.citations, answer.text
-    assert "cheese" not in answer.text.lower() or "not" in answer.text.lower()
+    # The statement is the refusal; the reply's words may appear only in the "See also" list of
+    # closest passages (the injected article itself says "cheese"), never as the answer.
+    statement, _, see_also = answer.text.partition("\n\n")
+    assert statement.startswith("The indexed articles do not cover this ("), answer.text
+    assert "cheese" not in statement.lower() and "system prompt" not in statement.lower()
+    assert not see_also or see_also.startswith("See also (closest passages, which do not "
+                                               "answer the question):"), answer.text
 
 
 # --- browser: the question is shown as text --------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-
-
 @pytest.mark.browser
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs chromium (make browser)")
-def test_question_with_markup_is_shown_as_text_in_the_chat(served: Served) -> None:
-    from playwright.sync_api import sync_playwright
-
+def test_question_with_markup_is_shown_as_text_in_the_chat(served: Served, browser: Any) -> None:
+    """Through the one Chromium launcher (tests/browser.py) that all browser tests share."""
     evil = ('<img src=x onerror="window.__pwned=1"><script>window.__pwned=2</script>'
             '<b>bold</b> What did Trenta say about intervention?')
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        try:
-            page = browser.new_page()
-            page.goto(served.url, wait_until="domcontentloaded")
-            box = page.locator("#nq-question textarea")
-            box.wait_for(timeout=60_000)
-            box.fill(evil)
-            box.press("Enter")
-            page.wait_for_function(
-                "() => document.querySelectorAll('#nq-chat .nq-q').length > 0 && "
-                "!document.querySelector('#nq-chat .nq-pending')", timeout=120_000)
-            bubble = page.locator("#nq-chat .nq-q").first
-            assert bubble.inner_text().strip() == evil
-            assert page.evaluate("() => window.__pwned") is None
-            assert page.locator("#nq-chat b", has_text="bold").count() == 0
-            assert page.locator("#nq-chat img[src='x']").count() == 0
-        finally:
-            browser.close()
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(served.url, wait_until="domcontentloaded")
+        box = page.locator("#nq-question textarea")
+        box.wait_for(timeout=60_000)
+        box.fill(evil)
+        box.press("Enter")
+        page.wait_for_function(
+            "() => document.querySelectorAll('#nq-chat .nq-q').length > 0 && "
+            "!document.querySelector('#nq-chat .nq-pending')", timeout=120_000)
+        bubble = page.locator("#nq-chat .nq-q").first
+        assert bubble.inner_text().strip() == evil
+        assert page.evaluate("() => window.__pwned") is None
+        assert page.locator("#nq-chat b", has_text="bold").count() == 0
+        assert page.locator("#nq-chat img[src='x']").count() == 0
+    finally:
+        context.close()

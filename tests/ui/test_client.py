@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from tests.conftest import SEED_ARTICLE
 from tests.ui.conftest import LiveApp
 
 
@@ -30,11 +32,17 @@ def test_ask_returns_answer_with_verifiable_citations(client: Any, live_app: Liv
     result = client.predict("What did Trenta say about intervention?", api_name="/ask")
     assert result["found"] is True
     assert "[1]" in result["text"]
+    assert result["citations"], result
     first = result["citations"][0]
     assert first["number"] == 1 and "the option does not exist" in first["quote"]
+    assert "intervention" in " ".join(c["quote"] for c in result["citations"])
     body = live_app.qa.article(first["article_id"]).body
+    seed = SEED_ARTICLE.read_text(encoding="utf-8")
+    for citation in result["citations"]:
+        assert citation["title"] and citation["article_id"] == first["article_id"]
+        assert seed[citation["start"]:citation["end"]] == citation["quote"]
     assert body[first["start"]:first["end"]] == first["quote"]
-    assert first["file"].endswith(".txt") and "path" not in first
+    assert first["file"].endswith(SEED_ARTICLE.name) and "path" not in first
 
 
 def test_ask_applies_filters(client: Any) -> None:
@@ -43,8 +51,12 @@ def test_ask_applies_filters(client: Any) -> None:
     assert later["found"] is False and later["citations"] == []
     only_evil = client.predict(question="What did Trenta say about intervention?",
                                sources=["Evil Gazette"], api_name="/ask")
+    # the filter leaves only the hostile article: its passages are shown, none from the seed
+    assert only_evil["passages"], only_evil
+    assert {p["article"]["source"] for p in only_evil["passages"]} == {"Evil Gazette"}
+    assert all("lighthouse" in p["chunk"]["text"] for p in only_evil["passages"])
     assert all(c["source"] == "Evil Gazette" for c in only_evil["citations"])
-    assert all(p["article"]["source"] == "Evil Gazette" for p in only_evil["passages"])
+    assert "the option does not exist" not in json.dumps(only_evil)
     with pytest.raises(Exception, match="From date"):
         client.predict("Trenta?", None, "31/12/2019", "", api_name="/ask")
 

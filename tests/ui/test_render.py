@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
+from index.build import summary_line
 from index.records import Article, Chunk
 from qa.records import Answer, Citation, Passage
 from ui import render
@@ -21,7 +24,8 @@ def _answer(found: bool = True, url: str = "https://example.org/story?a=1&b=2") 
     passage = Passage(chunk=chunk, article=article.meta, score=0.9)
     citations = (Citation(number=1, article=article.meta, quote=EVIL[start:end], start=start,
                           end=end, chunk_id=chunk.id),) if found else ()
-    text = "The minister said the option does not exist [1]." if found else "No answer <here>."
+    text = ("The minister said the option does not exist [1]; an aide hinted otherwise [7]."
+            if found else "No answer <here>.")
     answer = Answer(question="What about <script>x</script>?", text=text, found=found,
                     citations=citations, passages=(passage,))
     return answer, article
@@ -66,9 +70,18 @@ def test_answer_links_markers_to_cards_and_escapes() -> None:
     answer, _ = _answer()
     out = render.render_answer_html(answer, turn=2)
     assert '<a class="nq-cite" href="#nq-src-2-1"' in out
-    assert "[7]" not in out
+    # the fixture's [7] names no citation: shown as written, never a link to a missing card
+    assert "an aide hinted otherwise [7]." in out
+    assert "nq-src-2-7" not in out and out.count('class="nq-cite"') == 1
     unknown = render.link_markers("see [7] and <i>", [1], 0)
     assert unknown == "see [7] and &lt;i&gt;"
+
+
+def test_grouped_markers_link_each_known_number() -> None:
+    out = render.link_markers("both [1, 2] and [2; 9] but not [8, 9]", [1, 2], 4)
+    links = re.findall(r'<a class="nq-cite" href="#(nq-src-4-\d+)"[^>]*>(\[\d+\])</a>', out)
+    assert links == [("nq-src-4-1", "[1]"), ("nq-src-4-2", "[2]"), ("nq-src-4-2", "[2]")]
+    assert out.endswith("</a>[9] but not [8, 9]")
 
 
 def test_not_found_answer_is_distinct_and_lists_closest_passages() -> None:
@@ -95,7 +108,7 @@ def test_report_rows_results_and_summary() -> None:
               "errors": [{"path": "/d/uploads/c.json", "reason": "record 3: no body"}]}
     assert render.report_rows(report, {"c.json": "My C.json"}) == [
         ["My C.json", "skipped", "record 3: no body"]]
-    assert render.report_summary(report) == "2 indexed, 1 unchanged, 1 duplicates, 1 skipped"
+    assert summary_line(report) == "2 indexed, 1 unchanged, 1 duplicates, 1 skipped"
     result, detail = render.file_result(report)
     assert result == "indexed" and detail.startswith("2 articles, 7 passages")
     assert "record 3: no body" in detail
@@ -103,7 +116,7 @@ def test_report_rows_results_and_summary() -> None:
                                                     "already indexed with the same text")
     assert render.file_result({"skipped": 1, "errors": [{"path": "x", "reason": "binary"}]}) \
         == ("skipped", "binary")
-    assert render.report_summary({}) == "nothing to do"
+    assert summary_line({}) == "nothing to do"
 
 
 def test_filters_are_described_in_the_sources_panel() -> None:

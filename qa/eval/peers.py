@@ -1,12 +1,15 @@
-"""Peers newsqa is measured against: the textbook LangChain recipe and BM25 alone.
+"""Peers newsqa is measured against: the textbook LangChain recipe, BM25 alone, random.
 
 Each system ranks corpus articles for a question (`rank(question, depth, until) -> [doc_id]`),
-so that the evaluation can score every system at the article level with the same code.
+so that the evaluation scores every system at the article level with the same code. The
+textbook recipe talks to langchain-chroma through its public API only.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import random
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -14,6 +17,9 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from index.dates import day_number
+from qa.eval.data import CorpusDoc
+from qa.eval.metrics import distinct_in_order
+from qa.retriever import Filters, Retriever
 
 StageProgress = Callable[[str, int, int], None]
 """progress(stage, done, total), the CLI's progress-bar callback."""
@@ -34,17 +40,6 @@ class RankingSystem(Protocol):
         """Corpus doc ids, best first, at most `depth` distinct ones (articles after `until`
         are not eligible)."""
         ...
-
-
-def distinct_in_order(keys: Sequence[str]) -> list[str]:
-    """Keys with duplicates removed, first occurrence kept: passages -> article ranking."""
-    seen: set[str] = set()
-    out = []
-    for key in keys:
-        if key not in seen:
-            seen.add(key)
-            out.append(key)
-    return out
 
 
 class TextbookRAG:
@@ -70,20 +65,20 @@ class TextbookRAG:
         return self.directory / _TEXTBOOK_MARKER
 
     def _open(self) -> Any:
-        import chromadb
         from langchain_chroma import Chroma
         from langchain_huggingface import HuggingFaceEmbeddings
 
         embeddings = HuggingFaceEmbeddings(
             model_name=self.model_path, model_kwargs={"device": "cpu"},
             encode_kwargs={"normalize_embeddings": True})
-        client = chromadb.PersistentClient(
-            path=str(self.directory / "chroma"),
-            settings=chromadb.Settings(anonymized_telemetry=False))
-        return Chroma(collection_name="textbook", embedding_function=embeddings, client=client)
+        return Chroma(collection_name="textbook", embedding_function=embeddings,
+                      persist_directory=str(self.directory / "chroma"))
 
-    def build(self, docs: Sequence[Any], *, progress: StageProgress | None = None) -> None:
-        """Split, embed and store `docs` (CorpusDoc-like: id, body, published) unless cached.
+    def _stored_ids(self) -> set[str]:
+        return set(self._store.get(include=[])["ids"])
+
+    def build(self, docs: Sequence[CorpusDoc], *, progress: StageProgress | None = None) -> None:
+        """Split, embed and store `docs` unless cached.
 
         A file lock next to the store makes concurrent evaluations wait for one build.
         """
@@ -91,37 +86,31 @@ class TextbookRAG:
 
         self.directory.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.directory) + ".lock"):
-            self._build_locked(docs, progress)
+            if not self._reuse():
+                self._build_locked(docs, progress)
 
-    def _build_locked(self, docs: Sequence[Any], progress: StageProgress | None) -> None:
-        from langchain_text_splitters import RecursiveCharacterTextSplitter
+    def _reuse(self) -> bool:
+        """Open a complete cached store (True), or clear one its marker disagrees with."""
+        if not self._marker.is_file():
+            return False
+        info = json.loads(self._marker.read_text())
+        self._store = self._open()
+        if len(self._stored_ids()) == info.get("chunks"):
+            self.reused = True
+            self.chunk_count = int(info["chunks"])
+            self.build_seconds = float(info.get("build_seconds") or 0.0)
+            return True
+        self._store = None
+        shutil.rmtree(self.directory)  # marker and store disagree: start again
+        return False
 
-        if self._marker.is_file():
-            info = json.loads(self._marker.read_text())
-            self._store = self._open()
-            if self._store._collection.count() == info.get("chunks"):
-                self.reused = True
-                self.chunk_count = int(info["chunks"])
-                self.build_seconds = float(info.get("build_seconds") or 0.0)
-                return
-            self._store = None
-            shutil.rmtree(self.directory)  # marker and store disagree: start again
+    def _build_locked(self, docs: Sequence[CorpusDoc], progress: StageProgress | None) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         started = time.perf_counter()
-        splitter = RecursiveCharacterTextSplitter(chunk_size=TEXTBOOK_CHUNK_SIZE,
-                                                  chunk_overlap=TEXTBOOK_CHUNK_OVERLAP)
-        texts: list[str] = []
-        metadatas: list[dict[str, Any]] = []
-        ids: list[str] = []
-        for doc in docs:
-            for ordinal, piece in enumerate(splitter.split_text(doc.body)):
-                texts.append(piece)
-                metadatas.append({"doc_id": doc.id,
-                                  "published_day": day_number(doc.published) or 0})
-                ids.append(f"{doc.id}-{ordinal:04d}")
+        texts, metadatas, ids = _textbook_chunks(docs)
         self._store = self._open()
         # an interrupted build resumes: ids are deterministic, stored ones are skipped
-        present = set(self._store._collection.get(include=[])["ids"])
+        present = self._stored_ids()
         todo = [i for i, chunk_id in enumerate(ids) if chunk_id not in present]
         for begin in range(0, len(todo), _TEXTBOOK_BATCH):
             part = todo[begin:begin + _TEXTBOOK_BATCH]
@@ -149,11 +138,29 @@ class TextbookRAG:
             k *= 2
 
 
+def _textbook_chunks(docs: Sequence[CorpusDoc]
+                     ) -> tuple[list[str], list[dict[str, Any]], list[str]]:
+    """(texts, metadatas, ids) of the recipe's RecursiveCharacterTextSplitter chunks."""
+    from langchain_text_splitters import RecursiveCharacterTextSplitter
+
+    splitter = RecursiveCharacterTextSplitter(chunk_size=TEXTBOOK_CHUNK_SIZE,
+                                              chunk_overlap=TEXTBOOK_CHUNK_OVERLAP)
+    texts: list[str] = []
+    metadatas: list[dict[str, Any]] = []
+    ids: list[str] = []
+    for doc in docs:
+        for ordinal, piece in enumerate(splitter.split_text(doc.body)):
+            texts.append(piece)
+            metadatas.append({"doc_id": doc.id, "published_day": day_number(doc.published) or 0})
+            ids.append(f"{doc.id}-{ordinal:04d}")
+    return texts, metadatas, ids
+
+
 class RetrieverRanker:
     """newsqa's own retriever as an article ranking: the product configuration (name
     "newsqa"), or one of its modes alone, e.g. mode="keyword" for BM25 alone ("bm25")."""
 
-    def __init__(self, name: str, retriever: Any, to_doc: Callable[[str], str | None], *,
+    def __init__(self, name: str, retriever: Retriever, to_doc: Callable[[str], str | None], *,
                  mode: str | None = None) -> None:
         self.name = name
         self.retriever = retriever
@@ -161,33 +168,35 @@ class RetrieverRanker:
         self.mode = mode
 
     def rank(self, query: str, depth: int, until: str | None) -> list[str]:
-        return rank_with_retriever(self.retriever, query, depth, until, self.to_doc,
-                                   mode=self.mode)
+        """Distinct corpus doc ids from the retriever's passages, deepening until `depth`
+        distinct articles are found (or the candidates run out)."""
+        changes: dict[str, Any] = {"mode": self.mode} if self.mode else {}
+        filters = Filters.make(until=until)
+        k = depth * 5
+        pool = max(self.retriever.config.depth, depth * 4)
+        while True:
+            config = dataclasses.replace(self.retriever.config, depth=pool, **changes)
+            passages = self.retriever.retrieve(query, k=k, filters=filters, config=config)
+            ranked = [d for d in distinct_in_order(self.to_doc(p.article.id) or ""
+                                                   for p in passages) if d]
+            if len(ranked) >= depth or pool >= depth * 32:
+                return ranked[:depth]
+            pool *= 2
+            k *= 2
 
 
-def rank_with_retriever(retriever: Any, query: str, depth: int, until: str | None,
-                        to_doc: Callable[[str], str | None], *, mode: str | None = None,
-                        exclude: frozenset[str] = frozenset(),
-                        allowed: Sequence[str] | None = None) -> list[str]:
-    """Distinct corpus doc ids from qa.retriever.Retriever passages, deepening until `depth`
-    distinct articles are found (or the candidates run out)."""
-    from qa.retriever import Filters
+class RandomRanker:
+    """A deliberately useless ranker (random articles): the floor every metric must beat."""
 
-    config = retriever.config
-    changes: dict[str, Any] = {}
-    if mode:
-        changes["mode"] = mode
-    filters = Filters.make(until=until, article_ids=allowed)
-    k = depth * 5
-    pool = max(config.depth, depth * 4)
-    while True:
-        import dataclasses
+    name = "random"
 
-        cfg = dataclasses.replace(config, depth=pool, **changes)
-        passages = retriever.retrieve(query, k=k, filters=filters, config=cfg)
-        ranked = [d for d in distinct_in_order([to_doc(p.article.id) or "" for p in passages])
-                  if d and d not in exclude]
-        if len(ranked) >= depth or pool >= depth * 32:
-            return ranked[:depth]
-        pool *= 2
-        k *= 2
+    def __init__(self, seed: int = 0) -> None:
+        self.seed = seed
+        self.doc_ids: list[str] = []
+
+    def prepare(self, docs: Sequence[CorpusDoc]) -> None:
+        self.doc_ids = sorted(d.id for d in docs)
+
+    def rank(self, query: str, depth: int, until: str | None) -> list[str]:
+        rng = random.Random(f"{self.seed}:{query}")
+        return rng.sample(self.doc_ids, min(depth, len(self.doc_ids)))

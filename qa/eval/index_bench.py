@@ -1,7 +1,7 @@
 """Indexing benchmark: full build, bare-encode floor, no-change re-run, one new article.
 
 Each timed step runs in a fresh child process (as the CLI would), so its peak RSS is its own.
-Usage: `python -m index.benchmark [--limit N] [--corpus FILE] [--seeds DIR]` prints JSON;
+Usage: `python -m qa.eval.index_bench [--limit N] [--corpus FILE] [--seeds DIR]` prints JSON;
 `--title-ablation` instead measures whether embedding the title with each chunk helps.
 """
 
@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -19,16 +17,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from index.chunking import chunk_article, embedding_text
+from index.records import Article
 from index.settings import Settings, apply_offline_env
+from qa.eval.machine import in_child, peak_rss_mb
+from qa.eval.metrics import distinct_in_order, hit_at_k
 
-DEFAULT_CORPUS = Path("/work/shared/eval/realtimeqa/corpus.jsonl")
+#: The eval corpus next to a checkout, relative to the working directory (the CLI's default).
+DEFAULT_CORPUS = Path("../shared/eval/realtimeqa/corpus.jsonl")
 NEW_ARTICLE = ("Harbour authority approves night shipping\n\nThe harbour authority on Thursday "
                "approved night-time container traffic for a six-month trial, citing congestion "
                "after the dock strike. Residents' groups said they would appeal the decision.\n")
-
-
-def _peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
 def _child_update(settings: Settings, paths: list[str], warm: bool, queue: Any) -> None:
@@ -61,7 +60,7 @@ def _child_update(settings: Settings, paths: list[str], warm: bool, queue: Any) 
                "embed_seconds": round(embed_seconds[0], 3),
                "model_load_seconds": round(load_seconds, 3),
                "child_seconds": round(time.perf_counter() - started, 3),
-               "peak_rss_mb": round(_peak_rss_mb(), 1),
+               "peak_rss_mb": round(peak_rss_mb(), 1),
                "report": report.to_dict()})
 
 
@@ -78,28 +77,20 @@ def _child_floor(settings: Settings, texts: list[str], batch_size: int, queue: A
     model.encode(texts, batch_size=batch_size, normalize_embeddings=True,
                  convert_to_numpy=True, show_progress_bar=False)
     queue.put({"encode_seconds": round(time.perf_counter() - t, 3),
-               "peak_rss_mb": round(_peak_rss_mb(), 1)})
+               "peak_rss_mb": round(peak_rss_mb(), 1)})
 
 
-def _in_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
+def _timed_child(target: Callable[..., None], *args: Any) -> dict[str, Any]:
+    """`in_child`, plus the child's whole wall time as `process_seconds`."""
     started = time.perf_counter()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    if process.exitcode != 0:
-        raise RuntimeError(f"benchmark step {target.__name__} failed ({process.exitcode})")
+    result = in_child(target, *args)
     result["process_seconds"] = round(time.perf_counter() - started, 3)
     return result
 
 
 def _embedded_texts(settings: Settings) -> list[str]:
     """The exact texts the build embedded, read back from the store."""
-    from index.chunking import embedding_text
     from index.embedding import Embedder
-    from index.records import Article
     from index.store import Store
 
     embedder = Embedder(settings.embedding_model)  # tokenizer only, for the title budget
@@ -107,6 +98,32 @@ def _embedded_texts(settings: Settings) -> list[str]:
     titles = {meta.id: meta.title for meta, _ in store.list_articles()}
     return [embedding_text(Article(title=titles.get(c.article_id, ""), body=c.text), c,
                            embedder) for c in store.iter_chunks()]
+
+
+def _cut_corpus(corpus: Path, limit: int | None, out: Path) -> int:
+    """The first `limit` lines of a JSONL corpus into `out`; the number of lines written."""
+    written = 0
+    with open(corpus, encoding="utf-8") as source, open(out, "w", encoding="utf-8") as target:
+        for number, line in enumerate(source):
+            if limit is not None and number >= limit:
+                break
+            target.write(line)
+            written += 1
+    return written
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return round(numerator / denominator, 3) if denominator else None
+
+
+def _build_figures(build: dict[str, Any], texts: Sequence[str]) -> dict[str, Any]:
+    update, embed = build["update_seconds"], build["embed_seconds"]
+    return {"wall_seconds": build["wall_seconds"], "update_seconds": update,
+            "model_load_seconds": build["model_load_seconds"], "embed_seconds": embed,
+            "other_seconds": round(update - embed, 3),
+            "other_over_embed": _ratio(update - embed, embed),
+            "peak_rss_mb": build["peak_rss_mb"],
+            "chunks_per_second": round(len(texts) / update, 2) if update else None}
 
 
 def run_index_benchmark(settings: Settings, paths: Sequence[str | os.PathLike[str]], *,
@@ -124,92 +141,61 @@ def run_index_benchmark(settings: Settings, paths: Sequence[str | os.PathLike[st
     inputs = [os.fspath(p) for p in paths]
     articles_in_corpus = 0
     if corpus is not None:
-        cut = work / "corpus.jsonl"
-        with open(corpus, encoding="utf-8") as source, open(cut, "w", encoding="utf-8") as out:
-            for number, line in enumerate(source):
-                if limit is not None and number >= limit:
-                    break
-                out.write(line)
-                articles_in_corpus += 1
-        inputs.append(str(cut))
-
+        articles_in_corpus = _cut_corpus(corpus, limit, work / "corpus.jsonl")
+        inputs.append(str(work / "corpus.jsonl"))
     started = time.perf_counter()
-    build = _in_child(_child_update, settings, inputs, True)
+    build = _timed_child(_child_update, settings, inputs, True)
     build["wall_seconds"] = round(time.perf_counter() - started, 3)
     texts = _embedded_texts(settings)
-    floor = _in_child(_child_floor, settings, texts, batch_size)
-    rerun = _in_child(_child_update, settings, inputs, False)
+    floor = _timed_child(_child_floor, settings, texts, batch_size)
+    rerun = _timed_child(_child_update, settings, inputs, False)
     new_file = work / "new" / "harbour.txt"
     new_file.parent.mkdir(parents=True, exist_ok=True)
     new_file.write_text(NEW_ARTICLE, encoding="utf-8")
-    added = _in_child(_child_update, settings, [*inputs, str(new_file.parent)], True)
-
-    build_embed_seconds = build["update_seconds"]
-    words = sum(len(t.split()) for t in texts)
+    added = _timed_child(_child_update, settings, [*inputs, str(new_file.parent)], True)
+    encode = floor["encode_seconds"]
     return {
-        "inputs": inputs,
-        "corpus_articles": articles_in_corpus,
-        "articles": build["report"]["articles"],
-        "chunks": build["report"]["chunks"],
-        "chunk_words": words,
+        "inputs": inputs, "corpus_articles": articles_in_corpus,
+        "articles": build["report"]["articles"], "chunks": build["report"]["chunks"],
+        "chunk_words": sum(len(t.split()) for t in texts),
         "errors": len(build["report"]["errors"]),
-        "build": {
-            "wall_seconds": build["wall_seconds"],
-            "update_seconds": build_embed_seconds,
-            "model_load_seconds": build["model_load_seconds"],
-            "embed_seconds": build["embed_seconds"],
-            "other_seconds": round(build_embed_seconds - build["embed_seconds"], 3),
-            "other_over_embed": round((build_embed_seconds - build["embed_seconds"])
-                                      / build["embed_seconds"], 3)
-            if build["embed_seconds"] else None,
-            "peak_rss_mb": build["peak_rss_mb"],
-            "chunks_per_second": round(len(texts) / build_embed_seconds, 2)
-            if build_embed_seconds else None,
-        },
-        "floor": {"encode_seconds": floor["encode_seconds"],
-                  "chunks_per_second": round(len(texts) / floor["encode_seconds"], 2)
-                  if floor["encode_seconds"] else None,
+        "build": _build_figures(build, texts),
+        "floor": {"encode_seconds": encode,
+                  "chunks_per_second": round(len(texts) / encode, 2) if encode else None,
                   "peak_rss_mb": floor["peak_rss_mb"]},
-        "build_over_floor": round(build_embed_seconds / floor["encode_seconds"], 3)
-        if floor["encode_seconds"] else None,
-        "no_change_rerun": {"update_seconds": rerun["update_seconds"],
-                            "process_seconds": rerun["process_seconds"],
-                            "model_loaded": rerun["report"]["model_loaded"],
-                            "peak_rss_mb": rerun["peak_rss_mb"]},
-        "add_one_article": {"update_seconds": added["update_seconds"],
-                            "process_seconds": added["process_seconds"],
-                            "indexed": added["report"]["indexed"],
-                            "chunks_added": added["report"]["chunks_added"]},
+        "build_over_floor": _ratio(build["update_seconds"], encode),
+        **_rerun_figures(rerun, added),
         "settings": {"chunk_tokens": settings.chunk_tokens,
                      "chunk_overlap": settings.chunk_overlap,
                      "model": settings.embedding_model, "batch_size": batch_size},
-        "cpu_count": os.cpu_count(),
-        "load_average": os.getloadavg(),
-        "work_dir": str(work),
+        "cpu_count": os.cpu_count(), "load_average": os.getloadavg(), "work_dir": str(work),
     }
 
 
-def run_title_ablation(settings: Settings, corpus: Path, queries: Path, *, n_queries: int = 60,
-                       distractors: int = 120, seed: int = 7) -> dict[str, Any]:
-    """Article hit@1/@5 of dense retrieval with and without the title prefix in embedded text.
+def _rerun_figures(rerun: dict[str, Any], added: dict[str, Any]) -> dict[str, Any]:
+    """The no-change re-run and the one-new-article run, as reported."""
+    return {"no_change_rerun": {"update_seconds": rerun["update_seconds"],
+                                "process_seconds": rerun["process_seconds"],
+                                "model_loaded": rerun["report"]["model_loaded"],
+                                "peak_rss_mb": rerun["peak_rss_mb"]},
+            "add_one_article": {"update_seconds": added["update_seconds"],
+                                "process_seconds": added["process_seconds"],
+                                "indexed": added["report"]["indexed"],
+                                "chunks_added": added["report"]["chunks_added"]}}
 
-    A sample of questions, their evidence articles and random distractors: small enough to run
-    in a few minutes on a CPU; used to decide `chunking.TITLE_PREFIX`.
-    """
+
+# --- title ablation ------------------------------------------------------------------------
+
+
+def _ablation_sample(corpus: Path, queries: Path, n_queries: int, distractors: int, seed: int
+                     ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[str]]:
+    """(questions, corpus records by id, chosen doc ids): questions with evidence in the
+    corpus, their evidence articles and seeded random distractors."""
     import random
 
-    import numpy as np
-
-    from index.chunking import chunk_article
-    from index.embedding import get_embedder
-    from index.records import Article
-
     rng = random.Random(seed)
-    records = {}
     with open(corpus, encoding="utf-8") as handle:
-        for line in handle:
-            record = json.loads(line)
-            records[record["id"]] = record
+        records = {r["id"]: r for r in map(json.loads, handle)}
     with open(queries, encoding="utf-8") as handle:
         asked = [json.loads(line) for line in handle]
     asked = [q for q in asked if any(e["doc_id"] in records for e in q["evidence"])]
@@ -218,53 +204,60 @@ def run_title_ablation(settings: Settings, corpus: Path, queries: Path, *, n_que
     chosen = {e["doc_id"] for q in asked for e in q["evidence"] if e["doc_id"] in records}
     others = sorted(set(records) - chosen)
     rng.shuffle(others)
+    return asked, records, sorted(chosen | set(others[:distractors]))
+
+
+def run_title_ablation(settings: Settings, corpus: Path, queries: Path, *, n_queries: int = 60,
+                       distractors: int = 120, seed: int = 7) -> dict[str, Any]:
+    """Article hit@1/@5 of dense retrieval with and without the title prefix in embedded text.
+
+    A sample of questions, their evidence articles and random distractors: small enough to run
+    in a few minutes on a CPU; used to decide whether chunks embed their article's title.
+    """
+    import numpy as np
+
+    from index.embedding import get_embedder
+
+    asked, records, doc_ids = _ablation_sample(corpus, queries, n_queries, distractors, seed)
     embedder = get_embedder(settings.embedding_model)
     rows: list[tuple[str, str, str]] = []  # (doc id, chunk text, title)
-    for doc_id in sorted(chosen | set(others[:distractors])):
-        record = records[doc_id]
-        article = Article(title=record.get("title") or "", body=record["body"])
+    for doc_id in doc_ids:
+        article = Article(title=records[doc_id].get("title") or "", body=records[doc_id]["body"])
         rows += [(doc_id, c.text, article.title)
                  for c in chunk_article(article, embedder, settings)]
     question_vectors = embedder.embed_documents([q["query"] for q in asked])
     result: dict[str, Any] = {"questions": len(asked), "chunks": len(rows),
-                              "articles": len(chosen) + min(distractors, len(others))}
+                              "articles": len(doc_ids)}
     for name, texts in (("plain", [t for _, t, _ in rows]),
                         ("title", [f"{title}\n{t}" if title else t for _, t, title in rows])):
         matrix = embedder.embed_documents(texts)
+        rankings = [distinct_in_order(rows[j][0] for j in np.argsort(-(matrix @ vector)))
+                    for vector in question_vectors]
         for k in (1, 5):
-            hits = 0
-            for question, vector in zip(asked, question_vectors, strict=True):
-                gold = {e["doc_id"] for e in question["evidence"]}
-                ranked: list[str] = []
-                for j in np.argsort(-(matrix @ vector)):
-                    if rows[j][0] not in ranked:
-                        ranked.append(rows[j][0])
-                    if len(ranked) == k:
-                        break
-                hits += bool(gold & set(ranked))
+            hits = sum(hit_at_k(ranked, {e["doc_id"] for e in q["evidence"]}, k)
+                       for q, ranked in zip(asked, rankings, strict=True))
             result[f"{name}_hit@{k}"] = round(hits / len(asked), 3)
     return result
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS,
+                        help="eval corpus, JSONL (default: %(default)s, from the working dir)")
     parser.add_argument("--limit", type=int, default=200)
     parser.add_argument("--seeds", type=Path, default=Path("seeds"))
     parser.add_argument("--work-dir", type=Path, default=None)
     parser.add_argument("--title-ablation", action="store_true",
                         help="measure the title prefix of embedded text instead")
     args = parser.parse_args(argv)
+    apply_offline_env()
     if args.title_ablation:
-        apply_offline_env()
         result = run_title_ablation(Settings(), args.corpus,
                                     args.corpus.with_name("queries_dev.jsonl"))
-        json.dump(result, sys.stdout, indent=2)
-        print()
-        return 0
-    result = run_index_benchmark(Settings(), [args.seeds], limit=args.limit,
-                                 corpus=args.corpus if args.corpus.exists() else None,
-                                 work_dir=args.work_dir)
+    else:
+        result = run_index_benchmark(Settings(), [args.seeds], limit=args.limit,
+                                     corpus=args.corpus if args.corpus.exists() else None,
+                                     work_dir=args.work_dir)
     json.dump(result, sys.stdout, indent=2)
     print()
     return 0

@@ -1,0 +1,222 @@
+"""Answering measurements on a RealTime QA subset: retrieval per configuration, refusal
+calibration and latency.
+
+A subset (questions spread over the set, their gold articles plus distractors) is indexed into
+a scratch data folder once; `evaluate_retrieval`, `calibrate_refusal` and `run_qa_benchmark`
+then run over it. Questions are `qa.eval.data.EvalQuestion` with `gold` mapped to store ids.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import statistics
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from index import keyword
+from index.chunking import chunk_article, embedding_text
+from index.embedding import Embedder
+from index.records import Article
+from index.settings import Settings
+from index.sources import record_article
+from index.store import Store
+from qa.api import NewsQA
+from qa.eval.data import EvalQuestion, load_corpus, load_queries
+from qa.eval.metrics import (
+    contains_answer,
+    distinct_in_order,
+    gold_rank,
+    hit_rate,
+    holders_of_answer,
+    mean_reciprocal_rank,
+    padded,
+    percentile,
+)
+from qa.retriever import Filters, RetrievalConfig, Retriever
+from qa.text import content_stems
+
+DEFAULT_BARS: tuple[float, ...] = (0.2, 0.25, 0.3, 0.35, 0.4, 0.45)
+
+
+@dataclass(frozen=True)
+class EvalSubset:
+    """Questions (gold = store article ids), the articles indexed for them."""
+
+    questions: tuple[EvalQuestion, ...]
+    articles: tuple[Article, ...]
+
+    def answer_articles(self, question: EvalQuestion) -> set[str]:
+        """Gold articles plus every article containing the normalised answer (the eval's
+        rule for what an unanswerable variant leaves out)."""
+        bodies = {a.id: padded(a.body) for a in self.articles}
+        return set(question.gold) | holders_of_answer(question.answer, bodies)
+
+
+def load_subset(eval_dir: Path, *, questions: int = 60, distractors: int = 300,
+                seed: int = 0) -> EvalSubset:
+    """A deterministic subset: `questions` spread over the set, their gold articles, and
+    `distractors` other articles drawn at random."""
+    corpus_path = eval_dir / "corpus.jsonl"
+    docs = {d.id: d for d in load_corpus(corpus_path)}
+    asked = load_queries(eval_dir / "queries_dev.jsonl", set(docs))
+    chosen = asked[::max(1, len(asked) // questions)][:questions]
+    gold_ids = {g for q in chosen for g in q.gold}
+    rest = sorted(set(docs) - gold_ids)
+    random.Random(seed).shuffle(rest)
+    articles: dict[str, Article] = {}
+    id_of: dict[str, str] = {}
+    for doc_id in sorted(gold_ids) + rest[:distractors]:
+        record = docs[doc_id].to_record()
+        record["eval_id"] = record.pop("id")
+        article = record_article(record, str(corpus_path), doc_id)
+        articles.setdefault(article.id, article)
+        id_of[doc_id] = article.id
+    mapped = tuple(dataclasses.replace(q, gold=tuple(id_of[g] for g in q.gold)) for q in chosen)
+    return EvalSubset(mapped, tuple(articles.values()))
+
+
+def index_subset(subset: EvalSubset, settings: Settings, embedder: Embedder, store: Store,
+                 progress: Callable[[int, int], None] | None = None) -> None:
+    """Index the subset's articles (skipping those already stored) and the keyword index."""
+    present = {meta.id for meta, _ in store.list_articles()}
+    todo = [a for a in subset.articles if a.id not in present]
+    for done, article in enumerate(todo, 1):
+        chunks = chunk_article(article, embedder, settings)
+        vectors = embedder.embed_documents([embedding_text(article, c) for c in chunks])
+        store.upsert_article(article, chunks, vectors)
+        if progress:
+            progress(done, len(todo))
+    keyword.load_or_build(settings, store)
+
+
+def evaluate_retrieval(retriever: Retriever, subset: EvalSubset,
+                       configs: Mapping[str, RetrievalConfig]) -> dict[str, dict[str, float]]:
+    """Article-level hit@1/5/10 and MRR@10 per retrieval configuration."""
+    results: dict[str, dict[str, float]] = {}
+    vectors = {q.id: retriever.embedder.embed_query(q.query) for q in subset.questions}
+    for name, config in configs.items():
+        ranks: list[int | None] = []
+        took: list[float] = []
+        for question in subset.questions:
+            started = time.perf_counter()
+            passages = retriever.retrieve(question.query, k=10,
+                                          config=dataclasses.replace(config, per_article=1),
+                                          query_embedding=vectors[question.id])
+            took.append(time.perf_counter() - started)
+            ranking = distinct_in_order(p.article.id for p in passages)
+            ranks.append(gold_rank(ranking, question.gold))
+        results[name] = {**{f"hit@{k}": hit_rate(ranks, k) if ranks else 0.0
+                            for k in (1, 5, 10)},
+                         "mrr@10": mean_reciprocal_rank(ranks, 10) if ranks else 0.0,
+                         "p50_ms": 1000 * percentile(took, 50)}
+    return results
+
+
+def _refusal_row(qa: NewsQA, question: EvalQuestion, filters: Filters, answerable: bool
+                 ) -> dict[str, Any]:
+    """What the gate saw and decided for one question under `filters`."""
+    passages = qa.retriever_engine.retrieve(question.query, filters=filters)
+    analysis = qa.extractive.analyse(question.query, passages)
+    coverage = analysis.coverage
+    chosen = qa.extractive.select(analysis, passages) if analysis.spans else []
+    pool: set[str] = set()
+    for passage in passages:
+        pool.update(content_stems(passage.chunk.text))
+    stems = analysis.question.stems
+    top = analysis.spans[0] if analysis.spans else None
+    return {"answerable": answerable, "refused": not coverage.found,
+            "best": coverage.best_semantic,
+            "names_missing": "not mentioned" in coverage.reason,
+            "answer_in_quotes": any(contains_answer(question.answer, s.text) for s in chosen),
+            "top_score": top.score if top else 0.0, "top_keyword": top.keyword if top else 0.0,
+            "stem_coverage": sum(s in pool for s in stems) / len(stems) if stems else 1.0}
+
+
+def _share(rows: Sequence[Mapping[str, Any]], flag: Callable[[Mapping[str, Any]], bool]
+           ) -> float:
+    return sum(map(flag, rows)) / max(len(rows), 1)
+
+
+def calibrate_refusal(qa: NewsQA, subset: EvalSubset,
+                      bars: Sequence[float] = DEFAULT_BARS) -> dict[str, Any]:
+    """Refusal rate on unanswerable questions (answer articles filtered out) and false
+    refusals on answerable ones, for several relevance bars."""
+    all_ids = {a.id for a in subset.articles}
+    rows = []
+    for question in subset.questions:
+        rows.append(_refusal_row(qa, question, Filters(), True))
+        allowed = sorted(all_ids - subset.answer_articles(question))
+        rows.append(_refusal_row(qa, question, Filters(article_ids=tuple(allowed)), False))
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    by_bar = {}
+    for bar in bars:
+        def refused(row: Mapping[str, Any], bar: float = bar) -> bool:
+            return row["names_missing"] or row["best"] < bar
+
+        by_bar[str(bar)] = {"false_refusal": _share(answerable, refused),
+                            "refusal_unanswerable": _share(unanswerable, refused)}
+    return {"questions": len(subset.questions), "bars": by_bar,
+            "names_gate_false_refusal": _share(answerable, lambda r: r["names_missing"]),
+            "names_gate_refusal_unanswerable": _share(unanswerable,
+                                                      lambda r: r["names_missing"]),
+            "default_gate": {"false_refusal": _share(answerable, lambda r: r["refused"]),
+                             "refusal_unanswerable": _share(unanswerable,
+                                                            lambda r: r["refused"])},
+            "rows": rows,
+            "answer_in_quotes": _share(answerable, lambda r: r["answer_in_quotes"])}
+
+
+def _prepared(qa: NewsQA | None, subset: EvalSubset | None, settings: Settings | None,
+              eval_dir: Path | None, questions: int, distractors: int
+              ) -> tuple[NewsQA, EvalSubset]:
+    if qa is None:
+        if settings is None:
+            raise ValueError("give a NewsQA or the settings of an indexed store")
+        qa = NewsQA(settings)
+    if subset is None:
+        if eval_dir is None:
+            raise ValueError("give an eval subset or eval_dir")
+        subset = load_subset(eval_dir, questions=questions, distractors=distractors)
+        index_subset(subset, qa.settings, qa.embedder, qa.store)
+        qa.retriever_engine.refresh_keyword()
+    return qa, subset
+
+
+def run_qa_benchmark(qa: NewsQA | None = None, subset: EvalSubset | None = None, *,
+                     settings: Settings | None = None, eval_dir: Path | None = None,
+                     questions: int = 40, distractors: int = 200) -> dict[str, Any]:
+    """p50/p95 latency of retrieval and of a full default answer, model warm."""
+    qa, subset = _prepared(qa, subset, settings, eval_dir, questions, distractors)
+    qa.warm_up()
+    qa.ask(subset.questions[0].query)  # first call pays one-off costs
+    qa.extractive.clear_cache()  # span embeddings are measured cold, as for a new question
+    retrieval, retrieval_cpu, answer, answer_cpu, found = [], [], [], [], 0
+    stages: dict[str, list[float]] = {}
+    for question in subset.questions:
+        started, cpu = time.perf_counter(), time.process_time()
+        qa.retriever_engine.retrieve(question.query)
+        retrieval.append(time.perf_counter() - started)
+        retrieval_cpu.append(time.process_time() - cpu)
+    for question in subset.questions:
+        started, cpu = time.perf_counter(), time.process_time()
+        result = qa.ask(question.query)
+        answer.append(time.perf_counter() - started)
+        answer_cpu.append(time.process_time() - cpu)
+        found += result.found
+        for stage, seconds in result.timings.items():
+            stages.setdefault(stage, []).append(seconds)
+    articles, chunks = qa.store.count()
+    return {"questions": len(subset.questions), "articles": articles, "chunks": chunks,
+            "retrieval_p50_ms": 1000 * statistics.median(retrieval),
+            "retrieval_p95_ms": 1000 * percentile(retrieval, 95),
+            "retrieval_cpu_p50_ms": 1000 * statistics.median(retrieval_cpu),
+            "answer_p50_ms": 1000 * statistics.median(answer),
+            "answer_p95_ms": 1000 * percentile(answer, 95),
+            "answer_cpu_p50_ms": 1000 * statistics.median(answer_cpu),
+            "stage_p50_ms": {k: 1000 * statistics.median(v) for k, v in stages.items()},
+            "found_rate": found / max(len(subset.questions), 1)}
