@@ -20,6 +20,7 @@ from index.embedding import get_embedder
 from index.records import Article, ArticleMeta
 from index.settings import Settings
 from index.store import Store
+from qa.chain import QuestionChain
 from qa.errors import QAError
 from qa.extractive import ExtractiveAnswerer
 from qa.llm import make_chat_model, validate_spec
@@ -119,6 +120,10 @@ class NewsQA:
                                until=until, article_ids=article_ids)
         self.refresh()
         yield from self.pipeline.stream(request)
+
+    def chain(self) -> QuestionChain:
+        """This NewsQA's ask/stream as a LangChain Runnable, to compose in LCEL chains."""
+        return QuestionChain(self.ask, self.stream)
 
     def standalone_question(self, question: str, history: Sequence[Any] | None) -> str:
         """The follow-up rewritten to stand alone (offline rule, or the LLM when set)."""

@@ -141,3 +141,18 @@ def test_serve_with_a_model_that_cannot_load(tmp_path: Path) -> None:
     result = serve_briefly(tmp_path / "data", free_port(),
                            {"NEWSQA_SEEDS_DIR": str(seeds), "NEWSQA_EMBEDDING_MODEL": str(model)})
     assert_one_clear_line(result, str(model))
+
+
+def test_index_names_a_duplicate_and_whose_metadata_was_kept(tmp_path: Path) -> None:
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    body = ("The harbour council voted to rebuild the lighthouse, said councillor Mirela "
+            "Okonjo, and the work will start in the spring.")
+    (articles / "a.txt").write_text(f"Lighthouse vote\n\n{body}\n", encoding="utf-8")
+    (articles / "b.json").write_text(json.dumps({"title": "Council backs lighthouse",
+                                                 "source": "Harbour Post", "body": body}))
+    result = run("index", str(articles), "--quiet", data_dir=tmp_path / "data")
+    lines = [line for line in result.stderr.splitlines() if line.startswith("duplicate ")]
+    assert len(lines) == 1, result.stderr
+    assert str(articles / "b.json") in lines[0] and str(articles / "a.txt") in lines[0]
+    assert "1 duplicates" in result.stdout or "1 duplicate" in result.stdout

@@ -143,6 +143,8 @@ def index(ctx: click.Context, paths: Sequence[str], rebuild: bool, prune: bool |
     else:
         for error in report.errors:
             click.echo(f"skipped {error['path']}: {error['reason']}", err=True)
+        for duplicate in report.duplicate_names:
+            click.echo(f"duplicate {duplicate['path']}: {duplicate['reason']}", err=True)
         click.echo(report.summary())
     if not report.ok or (strict and report.skipped):
         sys.exit(1)

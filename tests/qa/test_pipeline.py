@@ -7,6 +7,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from typing import Any
 
+import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 from pydantic import Field
 
@@ -63,7 +64,8 @@ def test_llm_stream_ends_with_the_answer_ask_gives(qa: NewsQA) -> None:
     asked = pipeline.ask(request)
     text, final = drain(pipeline.stream(request))
     assert model.calls == ["invoke", "stream"]
-    assert text == REPLY, "the model's own pieces are streamed"
+    # issue 14: only checked sentences are streamed (passage [2] does not call France a partner)
+    assert text == final.text == 'Trenta said "the option does not exist" [1].'
     assert asked.found and asked.answerer == "llm"
     assert final == asked
 
@@ -130,3 +132,22 @@ def test_facade_asks_through_its_pipeline(qa: NewsQA) -> None:
     assert qa.standalone_question("What did he say about France?",
                                   ["What did Conte say about Libya?"]) == (
         "What did Conte say about France?")
+
+
+def test_chain_is_the_pipeline_as_a_langchain_runnable(qa: NewsQA) -> None:
+    from langchain_core.runnables import RunnableLambda
+
+    from qa.errors import InvalidQuestionError
+
+    chain = qa.chain()
+    answer = chain.invoke(ANSWERABLE)
+    assert answer == qa.ask(ANSWERABLE) and answer.found
+    filtered = chain.invoke({"question": ANSWERABLE, "sources": ["BBC"]})
+    assert filtered == qa.ask(ANSWERABLE, sources=["BBC"])
+    assert {p.article.source for p in filtered.passages} <= {"BBC"}
+    *pieces, final = list(chain.stream(ANSWERABLE))
+    assert "".join(pieces) == final.text == answer.text
+    composed = chain | RunnableLambda(lambda a: [c.quote for c in a.citations])
+    assert composed.invoke(ANSWERABLE) == [c.quote for c in answer.citations]
+    with pytest.raises(InvalidQuestionError, match="unknown chain input"):
+        chain.invoke({"question": ANSWERABLE, "top_k": 3})
