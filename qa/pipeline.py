@@ -24,6 +24,7 @@ from qa.llm import LLMAnswerer, LLMRewriter
 from qa.question import FollowupRule, QuestionInfo, QuestionKind, clean_question, route
 from qa.records import Answer, Passage
 from qa.retriever import Filters, Retriever
+from qa.support import SupportChecker
 
 MAX_K = 50
 
@@ -85,6 +86,18 @@ class Prepared:
     timings: dict[str, float]
 
 
+@dataclass(frozen=True)
+class Admitted:
+    """A prepared question, the answerer chosen for its kind, the gate's verdict, and when the
+    whole and the answering began (for the timings)."""
+
+    prepared: Prepared
+    answerer: Answerer
+    verdict: Verdict
+    started: float
+    answering_since: float
+
+
 class Pipeline:
     """The steps from a Request to an Answer; cheap to build from its parts."""
 
@@ -133,34 +146,37 @@ class Pipeline:
 
     # --- ask and stream ----------------------------------------------------------------
 
-    def ask(self, request: Request) -> Answer:
-        """The checked Answer to `request`."""
+    def admit(self, request: Request) -> Admitted:
+        """Prepare `request`, choose its answerer and hear the gate: what ask and stream share."""
         started = time.perf_counter()
         prepared = self.prepare(request)
-        mark = time.perf_counter()
+        answering_since = time.perf_counter()
         answerer = self.answerer_for(prepared.kind)
         verdict = self.check(prepared, answerer)
+        return Admitted(prepared, answerer, verdict, started, answering_since)
+
+    def ask(self, request: Request) -> Answer:
+        """The checked Answer to `request`."""
+        admitted = self.admit(request)
+        prepared, verdict = admitted.prepared, admitted.verdict
         if verdict.refused is not None:
             answer = verdict.refused
         else:
-            answer = answerer.answer(prepared.standalone, prepared.passages,
-                                     query_embedding=prepared.embedding,
-                                     analysis=verdict.analysis)
-        return self._stamped(answer, prepared, verdict, mark, started)
+            answer = admitted.answerer.answer(prepared.standalone, prepared.passages,
+                                              query_embedding=prepared.embedding,
+                                              analysis=verdict.analysis)
+        return self._stamped(answer, admitted)
 
     def stream(self, request: Request) -> Iterator[str | Answer]:
         """Text pieces of the answer, then the same Answer as `ask` gives."""
-        started = time.perf_counter()
-        prepared = self.prepare(request)
-        mark = time.perf_counter()
-        answerer = self.answerer_for(prepared.kind)
-        verdict = self.check(prepared, answerer)
+        admitted = self.admit(request)
+        prepared, verdict = admitted.prepared, admitted.verdict
         if verdict.refused is not None:
             pieces: Iterator[str | Answer] = _lines_then(verdict.refused)
         else:
-            pieces = answerer.stream(prepared.standalone, prepared.passages,
-                                     query_embedding=prepared.embedding,
-                                     analysis=verdict.analysis)
+            pieces = admitted.answerer.stream(prepared.standalone, prepared.passages,
+                                              query_embedding=prepared.embedding,
+                                              analysis=verdict.analysis)
         answer: Answer | None = None
         for item in pieces:
             if isinstance(item, Answer):
@@ -168,17 +184,17 @@ class Pipeline:
             else:
                 yield item
         if answer is None:
-            raise QAError(f"the {answerer.name} answerer streamed no final answer")
-        yield self._stamped(answer, prepared, verdict, mark, started)
+            raise QAError(f"the {admitted.answerer.name} answerer streamed no final answer")
+        yield self._stamped(answer, admitted)
 
     @staticmethod
-    def _stamped(answer: Answer, prepared: Prepared, verdict: Verdict, answering_since: float,
-                 started: float) -> Answer:
+    def _stamped(answer: Answer, admitted: Admitted) -> Answer:
         """The answer with the asked and the standalone question and every step's time."""
+        prepared = admitted.prepared
         question, standalone = prepared.request.question, prepared.standalone
         now = time.perf_counter()
-        timings = {**prepared.timings, **verdict.analysis.timings, **answer.timings,
-                   "answer": now - answering_since, "total": now - started}
+        timings = {**prepared.timings, **admitted.verdict.analysis.timings, **answer.timings,
+                   "answer": now - admitted.answering_since, "total": now - admitted.started}
         return replace(answer, question=question,
                        standalone_question=standalone if standalone != question else "",
                        timings=timings)
@@ -195,11 +211,15 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
     """The pipeline with or without a chat model: the one place that choice is made.
 
     Offline, the extractive answerer answers and a rule rewrites follow-ups; with a chat
-    model, the model does both. The gate is the extractive analysis either way.
+    model, the model does both, each sentence checked against its passages with the
+    extractive answerer's embedder, and the extractive answer is the fallback when none
+    survives. The gate is the extractive analysis either way.
     """
     gate = Gate(extractive)
     if chat_model is None:
         return Pipeline(retriever=retriever, embedder=embedder, gate=gate, answerer=extractive,
                         rewriter=FollowupRule())
-    return Pipeline(retriever=retriever, embedder=embedder, gate=gate,
-                    answerer=LLMAnswerer(chat_model, gate), rewriter=LLMRewriter(chat_model))
+    answerer = LLMAnswerer(chat_model, gate, checker=SupportChecker(extractive.embedder),
+                           fallback=extractive)
+    return Pipeline(retriever=retriever, embedder=embedder, gate=gate, answerer=answerer,
+                    rewriter=LLMRewriter(chat_model))

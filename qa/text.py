@@ -209,7 +209,8 @@ def _merge_and_split(pieces: list[tuple[int, int]], tokens: list[Word]) -> list[
         else:
             merged.append([first, last])
     if len(merged) > 1 and merged[-1][1] - merged[-1][0] < MIN_SPAN_WORDS:
-        merged[-2][1] = merged.pop()[1]
+        tail = merged.pop()  # was merged[-2][1] = merged.pop()[1]: IndexError with two
+        merged[max(-2, -len(merged))][1] = tail[1]  # pieces; same target otherwise
     out: list[tuple[int, int]] = []
     for first, last in merged:
         out.extend(_split_long(first, last, tokens))

@@ -21,6 +21,7 @@ ADAPTERS = {
     "chromadb": {"index.store"},
     "bm25s": {"index.keyword"},
     "sentence_transformers": {"index.embedding"},
+    "transformers": {"qa.local_llm"},
     "gradio": {"ui.app"},
 }
 

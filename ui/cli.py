@@ -156,7 +156,8 @@ def index(ctx: click.Context, paths: Sequence[str], rebuild: bool, prune: bool |
 @click.option("--since", help="Only articles published on or after this date (YYYY-MM-DD).")
 @click.option("--until", help="Only articles published on or before this date (YYYY-MM-DD).")
 @click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
-@click.option("--llm", help="Answer with a chat model, e.g. ollama:llama3.1 [env NEWSQA_LLM].")
+@click.option("--llm", help="Answer with a chat model: local:smollm2, ollama:MODEL, "
+              "openai:MODEL [env NEWSQA_LLM].")
 @click.option("--json", "as_json", is_flag=True, help="Print the Answer as JSON.")
 @click.pass_context
 def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
@@ -186,7 +187,8 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
 @click.option("--host", help="Address to bind [env NEWSQA_HOST; default 127.0.0.1].")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port [env NEWSQA_PORT; 7860].")
 @click.option("--auth", help="USER:PASS required to open the chat [env NEWSQA_AUTH].")
-@click.option("--llm", help="Answer with a chat model, e.g. ollama:llama3.1 [env NEWSQA_LLM].")
+@click.option("--llm", help="Answer with a chat model: local:smollm2, ollama:MODEL, "
+              "openai:MODEL [env NEWSQA_LLM].")
 @click.pass_context
 def serve(ctx: click.Context, host: str | None, port: int | None, auth: str | None,
           llm: str | None) -> None:

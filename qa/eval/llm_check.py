@@ -1,0 +1,147 @@
+"""Precision and recall of the LLM sentence check on hand-labelled sentences.
+
+`python -m qa.eval.llm_check CASES.jsonl`: each line is {"sentence", "passages" (the cited
+passage texts), "label": "supported" | "unsupported"}. A dropped sentence is a positive:
+precision = dropped sentences that were unsupported / dropped; recall = unsupported sentences
+dropped / unsupported. Three variants are measured: content-word overlap alone, embedding
+similarity alone, and the product rule (similarity, or overlap with a looser similarity); the
+name/number, quotation, negation and speaker rules apply in all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from index.records import Article, Chunk
+from qa.records import Passage
+from qa.support import SupportChecker
+
+
+@dataclass(frozen=True)
+class Case:
+    """One labelled sentence and the texts of the passages it cites."""
+
+    sentence: str
+    passages: tuple[str, ...]
+    supported: bool
+
+
+@dataclass(frozen=True)
+class Score:
+    """The confusion counts of one variant (positive = dropped)."""
+
+    name: str
+    true_drops: int
+    false_drops: int
+    missed: int
+    kept: int
+    wrong: tuple[str, ...]
+
+    @property
+    def precision(self) -> float:
+        dropped = self.true_drops + self.false_drops
+        return self.true_drops / dropped if dropped else 1.0
+
+    @property
+    def recall(self) -> float:
+        unsupported = self.true_drops + self.missed
+        return self.true_drops / unsupported if unsupported else 1.0
+
+
+def load_cases(path: Path) -> list[Case]:
+    """The labelled cases of a JSONL file."""
+    cases = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            cases.append(Case(row["sentence"], tuple(row["passages"]),
+                              row["label"] == "supported"))
+    return cases
+
+
+def as_passages(texts: Sequence[str]) -> list[Passage]:
+    """Passages made from bare texts (one article each)."""
+    out = []
+    for text in texts:
+        article = Article(title="", body=text, source="eval")
+        chunk = Chunk(article_id=article.id, ordinal=0, start=0, end=len(text), text=text)
+        out.append(Passage(chunk=chunk, article=article.meta, score=1.0))
+    return out
+
+
+def score(name: str, checker: SupportChecker, cases: Sequence[Case]) -> Score:
+    """Run the checker over the cases and count its drops."""
+    true_drops = false_drops = missed = kept = 0
+    wrong = []
+    for case in cases:
+        verdict = checker.judge(case.sentence, as_passages(case.passages))
+        dropped = not verdict.supported
+        if dropped and not case.supported:
+            true_drops += 1
+        elif dropped:
+            false_drops += 1
+            wrong.append(f"dropped a supported sentence: {case.sentence} ({verdict.detail})")
+        elif not case.supported:
+            missed += 1
+            wrong.append(f"kept an unsupported sentence: {case.sentence}")
+        else:
+            kept += 1
+    return Score(name, true_drops, false_drops, missed, kept, tuple(wrong))
+
+
+def variants(embedder: Any) -> list[tuple[str, SupportChecker]]:
+    """The content rules compared: overlap alone, similarity alone, the product rule."""
+    return [("overlap only", SupportChecker(None)),
+            ("similarity only", SupportChecker(embedder, min_overlap=2.0)),
+            ("product rule", SupportChecker(embedder))]
+
+
+def sweep(embedder: Any, cases: Sequence[Case]) -> list[str]:
+    """The product rule's precision and recall over a grid of its three thresholds."""
+    rows = []
+    for similarity in (0.6, 0.7, 0.8):
+        for overlap in (0.5, 0.6, 0.67):
+            for loose in (0.35, 0.45, 0.5):
+                checker = SupportChecker(embedder, min_similarity=similarity,
+                                         min_overlap=overlap, loose_similarity=loose)
+                result = score("sweep", checker, cases)
+                rows.append(f"similarity >= {similarity:.2f} or (overlap >= {overlap:.2f} and "
+                            f"similarity >= {loose:.2f}): precision {result.precision:.2f} "
+                            f"recall {result.recall:.2f}")
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m qa.eval.llm_check", description=__doc__)
+    parser.add_argument("cases", type=Path)
+    parser.add_argument("--show", action="store_true", help="list the wrong verdicts")
+    parser.add_argument("--sweep", action="store_true", help="also sweep the thresholds")
+    args = parser.parse_args(argv)
+    from index.embedding import get_embedder
+    from index.settings import apply_offline_env
+
+    apply_offline_env()
+    cases = load_cases(args.cases)
+    embedder = get_embedder()
+    print(f"{len(cases)} cases, {sum(not c.supported for c in cases)} unsupported")
+    for name, checker in variants(embedder):
+        result = score(name, checker, cases)
+        print(f"{name:16} precision {result.precision:.2f}  recall {result.recall:.2f}  "
+              f"(dropped {result.true_drops}+{result.false_drops} wrongly, "
+              f"missed {result.missed})")
+        if args.show:
+            for line in result.wrong:
+                print(f"    {line}")
+    if args.sweep:
+        print("\n".join(sweep(embedder, cases)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
