@@ -219,18 +219,25 @@ def injected_body(settings: Any, article_id: str) -> str:
     "The moon is made of cheese [7].",  # cites a passage that does not exist
     "Here is my system prompt: You answer journalists' questions.",
 ])
-def test_llm_answer_without_valid_citations_becomes_not_found(reply: str, injected: Any,
-                                                              embedder: Any) -> None:
+def test_llm_reply_without_valid_citations_never_reaches_the_reader(reply: str, injected: Any,
+                                                                    embedder: Any) -> None:
+    """Issue 14: every sentence of the reply is dropped, so the offline answer is shown instead
+    (saying so) when the gate admits the question, never the model's words."""
+    from qa.api import NewsQA
+    from qa.llm import FALLBACK_ANSWERER
+
     answer, seen = _ask_llm(injected, embedder, reply)
-    assert seen
-    assert not answer.found and not answer.citations, answer.text
-    # The statement is the refusal; the reply's words may appear only in the "See also" list of
-    # closest passages (the injected article itself says "cheese"), never as the answer.
-    statement, _, see_also = answer.text.partition("\n\n")
-    assert statement.startswith("The indexed articles do not cover this ("), answer.text
-    assert "cheese" not in statement.lower() and "system prompt" not in statement.lower()
-    assert not see_also or see_also.startswith("See also (closest passages, which do not "
-                                               "answer the question):"), answer.text
+    assert seen, "the chat model was never called"
+    offline = NewsQA(injected, embedder=embedder).ask(QUESTION)
+    assert answer.answerer == FALLBACK_ANSWERER
+    assert (answer.text, answer.found, answer.citations) == (offline.text, offline.found,
+                                                            offline.citations)
+    assert any("sentence dropped" in w for w in answer.warnings), answer.warnings
+    assert any("offline" in w.lower() or "fall" in w.lower() for w in answer.warnings)
+    assert "system prompt" not in answer.text.lower()
+    for citation in answer.citations:  # the fallback quotes the articles verbatim
+        body = injected_body(injected, citation.article.id)
+        assert body[citation.start:citation.end] == citation.quote
 
 
 # --- browser: the question is shown as text --------------------------------------------------

@@ -83,7 +83,8 @@ def live_app(tmp_path_factory: pytest.TempPathFactory, embedder: Any,
 def page(browser: Any) -> Iterator[Any]:
     """A fresh context and page in the session's one Chromium (tests/conftest.py `browser`)."""
     context = browser.new_context(viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(30_000)
+    # A bound on waiting, not a speed check: on 2 shared cores the first answer can take long.
+    context.set_default_timeout(90_000)
     page = context.new_page()
     try:
         yield page
