@@ -11,7 +11,6 @@ name/number, quotation, negation and speaker rules apply in all three.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from index.records import Article, Chunk
+from qa.errors import EvalError
+from qa.eval.data import read_jsonl
 from qa.records import Passage
 from qa.support import SupportChecker
 
@@ -55,13 +56,15 @@ class Score:
 
 
 def load_cases(path: Path) -> list[Case]:
-    """The labelled cases of a JSONL file."""
+    """The labelled cases of a JSONL file (sentence, passages, label); EvalError names the
+    file and line of a malformed one."""
     cases = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            row = json.loads(line)
-            cases.append(Case(row["sentence"], tuple(row["passages"]),
+    for number, row in read_jsonl(path):
+        try:
+            cases.append(Case(str(row["sentence"]), tuple(row["passages"]),
                               row["label"] == "supported"))
+        except (KeyError, TypeError) as exc:
+            raise EvalError(f"{path}:{number}: expected sentence, passages and label") from exc
     return cases
 
 
