@@ -113,6 +113,11 @@ class Chunk:
         object.__setattr__(self, "id", f"{self.article_id}-{self.ordinal:04d}-"
                                        f"{short_hash(self.text, 8)}")
 
+    @staticmethod
+    def article_id_of(chunk_id: str) -> str:
+        """The article id a chunk id starts with (the id format set in `__post_init__`)."""
+        return chunk_id.rsplit("-", 2)[0]
+
     def to_dict(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
 

@@ -410,16 +410,18 @@ class Store:
 
     # --- reading -------------------------------------------------------------------------
 
-    def query(self, embedding: np.ndarray, k: int,
-              where: dict[str, Any] | None = None) -> list[ChunkHit]:
-        """The k chunks nearest to `embedding` among visible articles, best first."""
+    def query(self, embedding: np.ndarray, k: int, where: dict[str, Any] | None = None,
+              ids: Sequence[str] | None = None) -> list[ChunkHit]:
+        """The k chunks nearest to `embedding` among visible articles, best first; `where`
+        (metadata) and `ids` (chunk ids) restrict the search inside Chroma."""
         collections = self._collections()
-        if collections is None or k < 1:
+        if collections is None or k < 1 or (ids is not None and not ids):
             return []
         chunk_col, _ = collections
         try:
             result = chunk_col.query(query_embeddings=[np.asarray(embedding).tolist()],
                                      n_results=k, where=where,
+                                     ids=list(ids) if ids is not None else None,
                                      include=["documents", "metadatas", "distances"])
         except chroma_errors() as exc:
             raise StoreError(f"query failed at {self.location}: {exc}") from exc
@@ -429,6 +431,35 @@ class Store:
         return [ChunkHit(_chunk_from(cid, doc, meta), _article_from(meta, meta["article_id"]),
                          1.0 - float(dist))
                 for cid, doc, meta, dist in rows if meta["article_id"] in visible]
+
+    def set_search_ef(self, ef_search: int) -> None:
+        """Set the chunk index's HNSW `ef_search` (a mutable setting kept in the store):
+        larger is slower and closer to exact nearest neighbours."""
+        collections = self._collections()
+        if collections is None:
+            return
+        try:
+            collections[0].modify(configuration={"hnsw": {"ef_search": int(ef_search)}})
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot configure collection {self.settings.collection!r} "
+                             f"at {self.location}: {exc}") from exc
+
+    def article_days(self) -> list[tuple[str, str, int]]:
+        """(article id, source, publication day) of every visible article (for filters)."""
+        collections = self._collections()
+        if collections is None:
+            return []
+        got = collections[1].get(include=["metadatas"])
+        return [(aid, str(meta.get("source") or ""), int(meta.get("published_day") or 0))
+                for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
+
+    def chunk_articles(self) -> list[tuple[str, str]]:
+        """(chunk id, article id) of every stored chunk, visible or not (for filters); ids
+        only are read, the article id is the chunk id's prefix."""
+        collections = self._collections()
+        if collections is None:
+            return []
+        return [(cid, Chunk.article_id_of(cid)) for cid in collections[0].get(include=[])["ids"]]
 
     def visible_ids(self, article_ids: set[str]) -> set[str]:
         """Those of `article_ids` whose article record exists (fully written)."""

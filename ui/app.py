@@ -69,6 +69,13 @@ _TOTALS = ("indexed", "updated", "unchanged", "skipped")
 #: Keyword arguments that keep an event off the API page and away from scripts.
 PRIVATE = {"api_visibility": "private"}
 
+#: Shown at the top of the page until the model, the store and the keyword index are warm.
+WARMING_HTML = ('<div class="nq-notice nq-warming" role="status">Warming up: loading the '
+                "language model and opening the index. You can ask already; the first answer "
+                "comes once it is ready.</div>")
+#: How often an open page asks whether the app is warm yet (seconds).
+WARM_POLL_SECONDS = 1.0
+
 
 # ---------------------------------------------------------------------------------------------
 # Helpers shared by the UI handlers and the API endpoints
@@ -148,12 +155,26 @@ def _add(totals: dict[str, int], data: dict[str, Any]) -> None:
 # What every group of events shares
 
 
+def _warm_event() -> threading.Event:
+    event = threading.Event()
+    event.set()
+    return event
+
+
 @dataclass(frozen=True)
 class AppContext:
-    """The `NewsQA` behind one app and the lock that gives indexing a single slot."""
+    """The `NewsQA` behind one app, the lock that gives indexing a single slot, and the
+    event set once the model and indexes are warm (`serve` sets it after `qa.warm_up()`)."""
 
     qa: NewsQA
     index_lock: threading.Lock = field(default_factory=threading.Lock)
+    warm: threading.Event = field(default_factory=_warm_event)
+
+    def warm_state(self) -> tuple[Any, Any]:
+        """The warming-up notice and its poll timer: both off once warm."""
+        if self.warm.is_set():
+            return gr.update(visible=False), gr.Timer(active=False)
+        return gr.update(visible=True), gr.skip()
 
     @property
     def settings(self) -> Settings:
@@ -229,6 +250,7 @@ class ChatEvents:
         chat += [{"role": "user", "content": _user_bubble(question)},
                  _bot(render.render_pending_html(""))]
         yield chat, render.render_searching_html(question), turns, ""
+        yield from self._wait_until_warm(chat, turns)
         outcome = yield from self._stream(question, history, filters, chat, turns)
         if isinstance(outcome, str):
             chat[-1] = _bot(render.render_error_html(outcome))
@@ -237,6 +259,15 @@ class ChatEvents:
         turns[turn] = Turn(outcome, render.describe_filters(**filters))
         chat[-1] = _bot(render.render_answer_html(outcome, turn=turn))
         yield chat, self.sources_for(turns, turn), turns, ""
+
+    def _wait_until_warm(self, chat: list[dict[str, Any]], turns: list[Turn | None]
+                         ) -> Iterator[ChatUpdate]:
+        """A question asked while the app warms up waits for it, saying so in the chat."""
+        if self.ctx.warm.is_set():
+            return
+        chat[-1] = _bot(render.render_pending_html("Warming up, the answer follows shortly…"))
+        yield chat, gr.skip(), turns, ""
+        self.ctx.warm.wait()
 
     def _stream(self, question: str, history: list[dict[str, str]] | None,
                 filters: dict[str, Any], chat: list[dict[str, Any]], turns: list[Turn | None]
@@ -467,6 +498,17 @@ def header(ctx: AppContext) -> gr.HTML:
         return gr.HTML(ctx.stats_html(), elem_id="nq-stats-box")
 
 
+def warming_notice(demo: gr.Blocks, ctx: AppContext) -> None:
+    """The "warming up" notice, shown until the app is warm; each open page polls for it."""
+    warm = ctx.warm.is_set()
+    notice = gr.HTML(WARMING_HTML, elem_id="nq-warming", visible=not warm)
+    timer = gr.Timer(WARM_POLL_SECONDS, active=not warm)
+    timer.tick(ctx.warm_state, None, [notice, timer], show_progress="hidden",
+               concurrency_limit=None, **PRIVATE)
+    demo.load(ctx.warm_state, None, [notice, timer], show_progress="hidden",
+              concurrency_limit=None, **PRIVATE)
+
+
 def _question_box() -> tuple[gr.Textbox, gr.Button]:
     with gr.Row():
         question = gr.Textbox(elem_id="nq-question", show_label=False, scale=5, lines=1,
@@ -582,7 +624,7 @@ def wire_api(endpoints: ApiEndpoints) -> None:
     gr.api(endpoints.index, api_name="index", concurrency_id="index", concurrency_limit=1)
 
 
-def build_app(qa: NewsQA) -> gr.Blocks:
+def build_app(qa: NewsQA, *, warm: threading.Event | None = None) -> gr.Blocks:
     """The newsqa web chat over `qa` (not launched; `serve` launches it).
 
     Script access (gradio_client), besides the browser UI:
@@ -599,13 +641,16 @@ def build_app(qa: NewsQA) -> gr.Blocks:
 
     With a password set (NEWSQA_AUTH), pass it to the client: `Client(url, auth=(user, pw))`.
     Chat, upload and table events are private (not callable from scripts, not in the API page).
+    `warm`: set once `qa` is warm; until then the page shows a "warming up" notice and
+    questions wait (None: warm already).
     """
-    ctx = AppContext(qa)
+    ctx = AppContext(qa) if warm is None else AppContext(qa, warm=warm)
     # delete_cache: Gradio keeps its own temporary copy of every upload; drop those hourly
     # (the article itself lives on in settings.uploads_dir).
     with gr.Blocks(title="newsqa — ask the news archive", fill_width=True,
                    delete_cache=(3600, 3600)) as demo:
         stats = header(ctx)
+        warming_notice(demo, ctx)
         with gr.Tabs():
             ask = ask_tab(ctx)
             articles = articles_tab(ctx)
@@ -688,15 +733,18 @@ def _launch(demo: gr.Blocks, settings: Settings, host: str, port: int,
         raise bind_error(host, port, exc) from None
 
 
-def _warm_up(qa: NewsQA, demo: gr.Blocks) -> None:
-    """Load the model and open the indexes while the page is already up; a failure (a model
-    that cannot load, say) closes the server and propagates, so `newsqa serve` exits with one
-    clear line instead of serving a chat where every question fails."""
+def _warm_up(qa: NewsQA, demo: gr.Blocks, warm: threading.Event) -> None:
+    """Load the model and open the indexes while the page is already up (showing "warming
+    up"), then set `warm`. A failure (a model that cannot load, say) closes the server and
+    propagates, so `newsqa serve` exits with one clear line instead of serving a chat where
+    every question fails."""
     try:
         qa.warm_up()
     except BaseException:
         demo.close()
         raise
+    finally:
+        warm.set()  # waiting questions go on (and fail at once if the server closed)
 
 
 def serve(qa: NewsQA, settings: Settings, *, host: str | None = None, port: int | None = None,
@@ -716,11 +764,12 @@ def serve(qa: NewsQA, settings: Settings, *, host: str | None = None, port: int 
     if warning:
         print(warning, file=sys.stderr, flush=True)
     index_seeds_if_empty(qa, settings)
-    demo = build_app(qa)
+    warm = threading.Event()
+    demo = build_app(qa, warm=warm)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_MAX)
     _say(f"web chat on http://{host}:{port}")
     _launch(demo, settings, host, port, credentials)
-    _warm_up(qa, demo)
+    _warm_up(qa, demo, warm)
     if not prevent_thread_lock:
         demo.block_thread()
     return demo

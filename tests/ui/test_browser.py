@@ -1,8 +1,11 @@
-"""The web chat in a real Chromium: cited answers, opening a source, upload, XSS, auth."""
+"""The web chat in a real Chromium: cited answers, opening a source, upload, XSS, auth, and
+the "warming up" page served before the model has loaded."""
 
 from __future__ import annotations
 
 import re
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,3 +182,78 @@ def test_password_is_required_when_auth_is_set(browser: Any, live_app: LiveApp) 
     finally:
         context.close()
         demo.close()
+
+
+class GatedEmbedder:
+    """The real embedder whose `warm_up` first waits for the test to open `gate`: a fake only
+    for the timing of the load (everything else, answers included, is the real model)."""
+
+    def __init__(self, real: Any, gate: threading.Event) -> None:
+        self.real, self.gate = real, gate
+
+    def warm_up(self) -> None:
+        self.gate.wait()
+        self.real.warm_up()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+def wait_for_page(url: str, served: threading.Thread) -> None:
+    """Until the server answers `url` (while `serve` is still warming up in `served`)."""
+    import urllib.request
+
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            assert served.is_alive(), "serve() ended before the page was up"
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
+
+
+def test_page_shows_warming_up_until_the_model_is_loaded(page: Any, live_app: LiveApp,
+                                                         embedder: Any) -> None:
+    from qa.api import NewsQA
+    from ui.app import serve
+
+    gate = threading.Event()
+    qa = NewsQA(live_app.settings, embedder=GatedEmbedder(embedder, gate))  # existing index
+    port = free_port()
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        result["demo"] = serve(qa, live_app.settings, host="127.0.0.1", port=port, auth="",
+                               prevent_thread_lock=True)
+
+    served = threading.Thread(target=run, daemon=True)
+    served.start()
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        wait_for_page(url, served)
+        page.goto(url)
+        notice = page.locator("#nq-warming")
+        notice.wait_for(state="visible")
+        assert "Warming up" in notice.inner_text()
+        assert served.is_alive()  # serve() is still inside the model's warm-up
+
+        # a question asked now waits for the warm-up instead of failing
+        page.fill("#nq-question textarea", TRENTA)
+        page.press("#nq-question textarea", "Enter")
+        page.get_by_text("Warming up, the answer follows shortly").wait_for()
+        assert page.locator("#nq-chat a.nq-cite").count() == 0
+        gate.set()
+        served.join(timeout=120)
+        assert not served.is_alive()
+        page.wait_for_selector("#nq-sources .nq-sources:not(.nq-empty)")
+        answer = page.locator("#nq-chat [data-testid=bot]").last
+        assert answer.locator("a.nq-cite").first.inner_text() == "[1]"
+        assert "the option does not exist" in page.locator("#nq-src-0-1 mark").first.inner_text()
+        notice.wait_for(state="hidden")  # gone once warm, without reloading the page
+    finally:
+        gate.set()
+        served.join(timeout=120)
+        if "demo" in result:
+            result["demo"].close()
