@@ -21,7 +21,8 @@ ADAPTERS = {
     "chromadb": {"index.store"},
     "bm25s": {"index.keyword"},
     "sentence_transformers": {"index.embedding"},
-    "transformers": {"qa.local_llm"},
+    "transformers": {"qa.local_llm", "qa.reader"},
+    "peft": {"qa.reader"},
     "gradio": {"ui.app"},
 }
 

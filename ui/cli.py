@@ -37,6 +37,7 @@ EXAMPLES = {
     "eval": "  newsqa eval --corpus ../shared/eval/realtimeqa/corpus.jsonl \\\n"
             "      --queries ../shared/eval/realtimeqa/queries_dev.jsonl --sample 20",
     "bench": "  newsqa bench\n  newsqa bench --only index --limit 200",
+    "train": "  newsqa train reader\n  newsqa train reader --limit 2 --out /tmp/reader",
 }
 
 
@@ -277,6 +278,42 @@ def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, eval_d
         _emit_json(figures)
     else:
         click.echo(f"wrote {out}")
+
+
+@cli.group(epilog=_epilog("train"))
+def train() -> None:
+    """Train newsqa's own small weights from the RealTime QA training weeks."""
+
+
+@train.command("reader", epilog=_epilog("train"))
+@click.option("--train-dir", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("../shared/eval/realtimeqa-train"), show_default=True,
+              help="The training set (corpus.jsonl, queries_train.jsonl); never the dev set.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the weights [default: newsqa's qa/weights/reader].")
+@click.option("--limit", type=click.IntRange(1), help="Tiny run: N questions, one step.")
+@click.option("--variant", "variants", type=click.Choice(["lora", "frozen"]), multiple=True,
+              help="Variants to train and compare (repeatable) [default: both].")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+def train_reader_command(train_dir: Path, out: Path | None, limit: int | None,
+                         variants: Sequence[str], quiet: bool, as_json: bool) -> None:
+    """Train the cross-encoder reader; held-out figures and sha256 go beside the weights."""
+    from qa.eval.train_reader import train_reader
+    from qa.reader import WEIGHTS_DIR
+
+    apply_offline_env()
+    with _progress(quiet) as progress:
+        metadata = train_reader(train_dir, out or WEIGHTS_DIR, limit=limit,
+                                variants=tuple(variants) or ("lora", "frozen"),
+                                progress=progress)
+    if as_json:
+        _emit_json(metadata)
+        return
+    for name, figures in metadata["held_out"].items():
+        click.echo(f"{name:<11} held-out hit@1 {100 * figures['hit_at_1']:5.1f} %")
+    click.echo(f"chose {metadata['chosen']}; wrote {out or WEIGHTS_DIR} "
+               f"(sha256 {metadata['weights_sha256'][:12]})")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
