@@ -63,8 +63,9 @@ class WordPieceCounter:
 
 
 @contextlib.contextmanager
-def _one_torch_thread() -> Iterator[None]:
-    """Run a small encode on one torch thread in the calling thread, then restore the setting.
+def torch_threads(count: int = 1) -> Iterator[None]:
+    """Run torch on `count` threads in the calling thread, then restore the setting: the one
+    place newsqa sets torch's thread count (query-time encodes, the reader, the local LLM).
 
     On 2 shared cores, torch's second intra-op thread mostly spin-waits: a 12-sentence batch
     took 0.5-2 s with 2 threads and under 0.1 s with 1 while other processes were busy. The
@@ -73,12 +74,12 @@ def _one_torch_thread() -> Iterator[None]:
     import torch
 
     saved = torch.get_num_threads()
-    if saved != 1:
-        torch.set_num_threads(1)
+    if saved != count:
+        torch.set_num_threads(count)
     try:
         yield
     finally:
-        if saved != 1:
+        if saved != count:
             torch.set_num_threads(saved)
 
 
@@ -204,7 +205,7 @@ class Embedder:
         return np.asarray(np.concatenate(parts), dtype=np.float32)
 
     def embed_query(self, text: str) -> np.ndarray:
-        """One query's embedding, computed on one torch thread (see `_one_torch_thread`)."""
+        """One query's embedding, computed on one torch thread (see `torch_threads`)."""
         return self.embed_small([text])[0]
 
     def embed_small(self, texts: Sequence[str]) -> np.ndarray:
@@ -213,7 +214,7 @@ class Embedder:
         `embed_documents` stays the bulk path that uses every thread torch has.
         """
         self.warm_up()
-        with _one_torch_thread():
+        with torch_threads(1):
             return self.embed_documents(texts)
 
 

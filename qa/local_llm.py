@@ -9,7 +9,6 @@ path, lazily (or on `warm_up()`), like the embedder. The only module that import
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import threading
 from collections.abc import Iterator, Sequence
@@ -24,6 +23,7 @@ from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from pydantic import Field
 
+from index.embedding import torch_threads
 from index.settings import apply_offline_env
 from qa.errors import LLMError
 
@@ -129,25 +129,6 @@ def load_model(files: ModelFiles) -> LoadedModel:
         return _LOADED[files.key]
 
 
-@contextlib.contextmanager
-def _torch_threads(count: int) -> Iterator[None]:
-    """Run torch on `count` threads in the calling thread, then restore the setting.
-
-    Measured on the 2 shared cores: SmolLM2-135M decodes ~16 tokens/s on one thread and under
-    1 token/s on two (the second thread spin-waits while other processes are busy).
-    """
-    import torch
-
-    saved = torch.get_num_threads()
-    if saved != count:
-        torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        if saved != count:
-            torch.set_num_threads(saved)
-
-
 def chat_dicts(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """LangChain messages as the role/content dicts a chat template reads."""
     turns = []
@@ -234,7 +215,9 @@ class LocalChatModel(BaseChatModel):
 
         inputs, cache = prompt, None
         for _ in range(budget):
-            with torch.inference_mode(), _torch_threads(self.threads):
+            # Measured on the 2 shared cores: SmolLM2-135M decodes ~16 tokens/s on one thread
+            # and under 1 token/s on two (the second spin-waits while other processes run).
+            with torch.inference_mode(), torch_threads(self.threads):
                 output = loaded.model(input_ids=inputs, cache=cache, use_cache=True,
                                       logits_to_keep=1)
             cache = getattr(output, "cache", None)

@@ -9,18 +9,17 @@ adapter of the reader.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from index.embedding import model_path
+from index.embedding import model_path, torch_threads
 from index.settings import BUNDLED_MODEL
 from qa.errors import QAError
 
@@ -119,21 +118,6 @@ def save_weights(folder: Path, encoder: Any, head: Any, config: ReaderConfig,
     return sha
 
 
-@contextlib.contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """A small query-time batch on one torch thread (see index.embedding for the reason)."""
-    import torch
-
-    saved = torch.get_num_threads()
-    if saved != 1:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        if saved != 1:
-            torch.set_num_threads(saved)
-
-
 class Reader:
     """Scores candidate spans for a question; adapter and head load lazily, once, by path."""
 
@@ -209,7 +193,7 @@ class Reader:
         import torch
 
         tokenizer, encoder, head, config = self._load()
-        with one_torch_thread(), torch.inference_mode():
+        with torch_threads(1), torch.inference_mode():
             logits = pair_logits(tokenizer, encoder, head, question, spans, config.max_length)
         return logits.float().numpy()
 
