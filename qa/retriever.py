@@ -127,6 +127,15 @@ class RetrievalConfig:
                           "per_article >= 1")
 
 
+@dataclass(frozen=True)
+class DenseHits:
+    """A dense search's hits, best first, and its path: "unfiltered", "wide" (searched wider,
+    filtered in Python) or "exact" (Chroma restricted to the allowed chunk ids)."""
+
+    hits: list[ChunkHit]
+    path: Literal["unfiltered", "wide", "exact"]
+
+
 @dataclass
 class _Candidate:
     chunk: Chunk
@@ -168,8 +177,6 @@ class Retriever:
         self._keyword = keyword
         self._catalog: tuple[str, Catalog] | None = None  # (store fingerprint, catalog)
         self._lock = threading.Lock()
-        #: Filtered dense searches so far by path: "wide" (filtered in Python) or "exact".
-        self.dense_paths: dict[str, int] = {"wide": 0, "exact": 0}
 
     # --- lazy parts ----------------------------------------------------------------------
 
@@ -228,28 +235,27 @@ class Retriever:
 
     def dense_search(self, query_embedding: Any, depth: int, filters: Filters, *,
                      widen: int = DEFAULT_FILTER_WIDEN,
-                     min_chunks: int = DEFAULT_WIDE_MIN_CHUNKS) -> list[ChunkHit]:
-        """The `depth` nearest chunks under `filters`, best first (see `_dense`)."""
+                     min_chunks: int = DEFAULT_WIDE_MIN_CHUNKS) -> DenseHits:
+        """The `depth` nearest chunks under `filters`, best first, and the path that found
+        them (see `_dense`)."""
         return self._dense(query_embedding, depth, self.allowed(filters), widen, min_chunks)
 
     def _dense(self, query_embedding: Any, depth: int, allowed: Allowed | None, widen: int,
-               min_chunks: int) -> list[ChunkHit]:
+               min_chunks: int) -> DenseHits:
         """Filtered, in a store of at least `min_chunks`: the `depth * widen` nearest without
         a filter, kept when allowed. When the allowed share makes that unlikely to keep
         `depth`, fewer survive, or `widen` is 0: Chroma's search restricted to the allowed
         chunk ids (exact restriction, no metadata scan)."""
         if allowed is None:
-            return self.store.query(query_embedding, depth)
+            return DenseHits(self.store.query(query_embedding, depth), "unfiltered")
         total = allowed.total_chunks
         wide = depth * widen
         if wide and total >= min_chunks and len(allowed.chunk_ids) * wide >= depth * total:
             hits = self.store.query(query_embedding, wide)
             kept = [hit for hit in hits if hit.article.id in allowed.article_ids]
             if len(kept) >= depth:
-                self.dense_paths["wide"] += 1
-                return kept[:depth]
-        self.dense_paths["exact"] += 1
-        return self.store.query(query_embedding, depth, ids=allowed.chunk_ids)
+                return DenseHits(kept[:depth], "wide")
+        return DenseHits(self.store.query(query_embedding, depth, ids=allowed.chunk_ids), "exact")
 
     def retrieve(self, query: str, *, k: int | None = None, filters: Filters | None = None,
                  config: RetrievalConfig | None = None,
@@ -264,8 +270,9 @@ class Retriever:
         if config.mode in ("hybrid", "dense"):
             if query_embedding is None:
                 query_embedding = self.embedder.embed_query(query)
-            self._add_dense(candidates, self._dense(query_embedding, config.depth, allowed,
-                                                    config.filter_widen, config.wide_min_chunks))
+            found = self._dense(query_embedding, config.depth, allowed, config.filter_widen,
+                                config.wide_min_chunks)
+            self._add_dense(candidates, found.hits)
         if config.mode in ("hybrid", "keyword"):
             self._add_keyword(candidates, query, config.depth,
                               None if allowed is None else set(allowed.article_ids))

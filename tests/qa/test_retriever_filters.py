@@ -115,13 +115,14 @@ def test_fast_dense_search_equals_exact_restricted_search(fixture: Fixture, filt
     """widen 0: restricted by chunk ids; 4: too few would survive, so the same; 64: the
     wide search filtered in Python. Each equals Chroma's search restricted by `where`."""
     engine = retriever(fixture)
+    paths = set()
     for query in fixture.queries:
         exact = [hit.chunk.id for hit in fixture.store.query(query, 5, filters.where())]
-        fast = [hit.chunk.id for hit in engine.dense_search(query, 5, filters, widen=widen,
-                                                              min_chunks=0)]
-        assert fast == exact
+        found = engine.dense_search(query, 5, filters, widen=widen, min_chunks=0)
+        assert [hit.chunk.id for hit in found.hits] == exact
         assert len(exact) == 5
-    assert (engine.dense_paths["wide"] > 0) == (widen == 64)
+        paths.add(found.path)
+    assert ("wide" in paths) == (widen == 64)
 
 
 @pytest.mark.parametrize("filters", NARROW_FILTERS)
@@ -136,13 +137,20 @@ def test_fused_results_equal_exact_restricted_search(fixture: Fixture, filters: 
         want = exact.retrieve(text, k=8, filters=filters, query_embedding=query)
         assert [p.chunk.id for p in got] == [p.chunk.id for p in want]
         assert got and {p.article.id for p in got} <= exact.allowed_articles(filters)
-    assert fast.dense_paths["wide"] > 0 and exact.dense_paths["wide"] == 0
+    depth = fast.config.depth
+    assert any(fast.dense_search(q, depth, filters, widen=64, min_chunks=0).path == "wide"
+               for q in fixture.queries)
+    assert all(exact.dense_search(q, depth, filters).path == "exact" for q in fixture.queries)
 
 
 def test_small_stores_use_the_restricted_search(fixture: Fixture) -> None:
     engine = retriever(fixture, filter_widen=64)  # 2,000 chunks: below wide_min_chunks
-    engine.retrieve("report", filters=NARROW_FILTERS[0], query_embedding=fixture.queries[0])
-    assert engine.dense_paths == {"wide": 0, "exact": 1}
+    assert engine.retrieve("report", filters=NARROW_FILTERS[0],
+                           query_embedding=fixture.queries[0])
+    found = engine.dense_search(fixture.queries[0], engine.config.depth, NARROW_FILTERS[0],
+                                widen=engine.config.filter_widen,
+                                min_chunks=engine.config.wide_min_chunks)
+    assert found.path == "exact"
 
 
 def test_catalog_follows_every_write_to_the_store(tmp_path: Path) -> None:
