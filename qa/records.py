@@ -1,4 +1,4 @@
-"""Frozen records of answers: Passage (a retrieved chunk), Citation, Answer."""
+"""Frozen records of answers: Passage (a retrieved chunk), Citation, Answer; Speaker."""
 
 from __future__ import annotations
 
@@ -80,3 +80,24 @@ class Answer:
                 "warnings": list(self.warnings),
                 "standalone_question": self.standalone_question or self.question,
                 "answerer": self.answerer, "timings": dict(self.timings)}
+
+
+@dataclass(frozen=True)
+class Speaker:
+    """A person or outlet quoted in the articles, merged across mentions and articles.
+
+    `name` is the fullest form found; `aliases` the other forms merged into it; `first` and
+    `last` the earliest and latest publication dates (ISO, "" when undated) of its quotes.
+    """
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    quote_count: int = 0
+    article_count: int = 0
+    first: str = ""
+    last: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "aliases": list(self.aliases),
+                "quote_count": self.quote_count, "article_count": self.article_count,
+                "first": self.first, "last": self.last}
