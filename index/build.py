@@ -30,14 +30,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from filelock import FileLock, Timeout
 
 from index.chunking import ChunkingConfig, chunk_article, embedding_text
-from index.embedding import Embedder, get_embedder
+from index.embedding import DocumentStates, Embedder, get_embedder
 from index.errors import ChunkingMismatchError, IndexingError, IndexLockedError, SettingsError
-from index.keyword import build_from_store, is_published
+from index.keyword import in_step, open_index
 from index.manifest import Manifest
-from index.records import Article, Chunk
+from index.quote_tagger import ChunkStates
+from index.quotes import EXTRACTOR_KEY, QuoteExtractor, default_extractor
+from index.records import Article, Chunk, Quote
 from index.settings import Settings
 from index.sources import InputFile, SourceResult, expand_inputs, read_file, under_root
 from index.store import Store
@@ -45,10 +48,13 @@ from index.store import Store
 logger = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[str, int, int], None]
-"""Called as progress(stage, done, total); stages: scan, read, chunk, embed, cleanup, keyword."""
+"""Called as progress(stage, done, total); stages: scan, read, chunk, embed, quotes, cleanup,
+keyword."""
 
 #: Chunks embedded together (across articles) before they are written and recorded.
 DEFAULT_EMBED_GROUP = 1024
+#: Chunks embedded together when their token states are kept for the quote tagger.
+STATE_GROUP = 128
 GENERATION_FILE = "generation.json"
 #: The counts `summary_line` names, in its order.
 SUMMARY_KEYS = ("indexed", "updated", "unchanged", "duplicates", "skipped", "removed")
@@ -93,6 +99,8 @@ class IndexReport:
     duplicate_names: tuple[dict[str, str], ...] = ()
     seconds: float = 0.0
     model_loaded: bool = False
+    quotes_extracted: int = 0
+    quote_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -117,7 +125,8 @@ class IndexReport:
                 "chunks": self.chunks, "errors": [dict(e) for e in self.errors],
                 "duplicate_names": [dict(d) for d in self.duplicate_names],
                 "seconds": round(self.seconds, 3), "model_loaded": self.model_loaded,
-                "ok": self.ok}
+                "quotes_extracted": self.quotes_extracted,
+                "quote_seconds": round(self.quote_seconds, 3), "ok": self.ok}
 
 
 @dataclass
@@ -131,6 +140,8 @@ class _Counts:
     articles_deleted: int = 0
     errors: list[tuple[str, str]] = field(default_factory=list)
     duplicate_names: list[dict[str, str]] = field(default_factory=list)
+    quotes_extracted: int = 0
+    quote_seconds: float = 0.0
 
 
 # --- locking and generation stamp -----------------------------------------------------------
@@ -206,7 +217,8 @@ def update(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
            embedder: Embedder | None = None, store: Store | None = None,
            prune: bool | None = None, strict: bool = False,
            progress: ProgressCallback | None = None, lock_timeout: float = 0.0,
-           embed_group: int = DEFAULT_EMBED_GROUP) -> IndexReport:
+           embed_group: int = DEFAULT_EMBED_GROUP,
+           quotes: QuoteExtractor | None = None) -> IndexReport:
     """Index new and changed articles under `paths` (files, folders, globs); see module doc.
 
     Bad input is reported in the report's errors and never stops the run, unless `strict`,
@@ -214,18 +226,23 @@ def update(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
     indexer holds the lock for longer than `lock_timeout` seconds, ModelMismatchError when
     the store was built with another model and ChunkingMismatchError when the index was
     chunked with other chunk settings (fix for both: `rebuild`). `embed_group` chunks are
-    embedded together before they are written and recorded.
+    embedded together before they are written and recorded. `quotes` extracts each new
+    article's quotes (default: `index.quotes.default_extractor`, the learned tagger reading
+    the token states of the embedding pass, the rules on stripped text); see
+    `_Run._refresh_quotes`.
     """
     started = time.perf_counter()
     with index_lock(settings, lock_timeout):
-        run = _Run(settings, store or _store(settings), embedder, progress, embed_group)
+        run = _Run(settings, store or _store(settings), embedder, progress, embed_group,
+                   extractor=quotes)
         return run.execute(list(paths), prune, strict, started)
 
 
 def rebuild(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
             embedder: Embedder | None = None, store: Store | None = None,
             strict: bool = False, progress: ProgressCallback | None = None,
-            lock_timeout: float = 0.0, embed_group: int = DEFAULT_EMBED_GROUP) -> IndexReport:
+            lock_timeout: float = 0.0, embed_group: int = DEFAULT_EMBED_GROUP,
+            quotes: QuoteExtractor | None = None) -> IndexReport:
     """Delete the store, manifest and keyword index, then index `paths` from scratch.
 
     This is also the fix for a model or chunk settings change.
@@ -237,7 +254,8 @@ def rebuild(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
         with Manifest(settings.manifest_path) as manifest:
             manifest.reset()
         shutil.rmtree(settings.keyword_dir, ignore_errors=True)
-        run = _Run(settings, store, embedder, progress, embed_group, force_keyword=True)
+        run = _Run(settings, store, embedder, progress, embed_group, force_keyword=True,
+                   extractor=quotes)
         return run.execute(list(paths), False, strict, started)
 
 
@@ -269,7 +287,7 @@ class _Run:
 
     def __init__(self, settings: Settings, store: Store, embedder: Embedder | None,
                  progress: ProgressCallback | None, embed_group: int, *,
-                 force_keyword: bool = False) -> None:
+                 force_keyword: bool = False, extractor: QuoteExtractor | None = None) -> None:
         if embed_group < 1:
             raise SettingsError(f"embed_group must be at least 1, got {embed_group}")
         self.settings = settings
@@ -282,6 +300,7 @@ class _Run:
         self.chunking = ChunkingConfig.from_settings(settings)
         self.new_articles: dict[str, Article] = {}  # content not stored yet, by id
         self.written: set[str] = set()  # ids of the articles this run wrote
+        self.extractor = extractor or default_extractor(settings.embedding_model)
 
     def execute(self, paths: Sequence[str | os.PathLike[str]], prune: bool | None,
                 strict: bool, started: float) -> IndexReport:
@@ -290,7 +309,7 @@ class _Run:
             self._check_chunking(manifest)
             scan = self._scan(paths, prune, manifest)
             if (not scan.changed and not scan.gone and not self.force_keyword
-                    and self._untouched(manifest)):
+                    and self._untouched(manifest) and self._quotes_current(manifest)):
                 # nothing to do, and the store is exactly as the last run left it: no need to
                 # open it (or to import Chroma, or to load the model)
                 return self._quick_report(manifest, scan.files, started)
@@ -303,6 +322,7 @@ class _Run:
             self._embed_and_record(plans, new_articles, stored_ids, manifest)
             self._prune(scan.gone, manifest)
             articles, chunks = self._clean_up(manifest)
+            self._refresh_quotes(manifest)
             self._publish(manifest, articles, chunks)
         return self._report(articles, chunks, started)
 
@@ -345,10 +365,10 @@ class _Run:
         if not recorded or recorded != self.store.fingerprint():
             return False
         try:
-            _, chunks = json.loads(manifest.get("counts"))
+            json.loads(manifest.get("counts"))
         except (ValueError, TypeError):
             return False
-        return is_published(self.settings.keyword_dir, int(chunks))
+        return in_step(self.settings.keyword_dir, recorded)
 
     def _quick_report(self, manifest: Manifest, files: list[InputFile],
                       started: float) -> IndexReport:
@@ -470,13 +490,81 @@ class _Run:
         texts = [embedding_text(article, chunk, embedder,
                                 title_prefix=self.chunking.title_prefix)
                  for article, chunks in group for chunk in chunks]
-        vectors = embedder.embed_documents(texts, progress=progress)
+        if self.extractor.reads_states:
+            vectors, quotes = self._embed_with_quotes(group, texts, embedder, progress)
+        else:
+            vectors = embedder.embed_documents(texts, progress=progress)
+            quotes = self._extract_quotes([a for a, _ in group])
         items = []
         offset = 0
         for article, chunks in group:
             items.append((article, chunks, vectors[offset:offset + len(chunks)]))
             offset += len(chunks)
-        self.store.upsert_articles(items)
+        self.store.upsert_articles(items, quotes)
+
+    def _embed_with_quotes(self, group: list[tuple[Article, list[Chunk]]], texts: list[str],
+                           embedder: Embedder, progress: Callable[[int, int], None]
+                           ) -> tuple[np.ndarray, dict[str, tuple[Quote, ...]]]:
+        """Embed and extract quotes from the same encoder pass: articles of about
+        STATE_GROUP chunks at a time, so that only their token states are held at once."""
+        parts: list[np.ndarray] = []
+        quotes: dict[str, tuple[Quote, ...]] = {}
+        offset = 0
+        for part in _groups(group, STATE_GROUP):
+            size = sum(len(chunks) for _, chunks in part)
+            passed = embedder.embed_documents_with_states(texts[offset:offset + size])
+            parts.append(passed.vectors)
+            quotes.update(self._quotes_from_states(part, texts[offset:offset + size], passed))
+            offset += size
+            progress(offset, len(texts))
+        return np.concatenate(parts), quotes
+
+    def _quotes_from_states(self, part: list[tuple[Article, list[Chunk]]], texts: list[str],
+                            passed: DocumentStates) -> dict[str, tuple[Quote, ...]]:
+        """Each article's quotes from its chunks' token states, timed for the report."""
+        mark = time.perf_counter()
+        items = []
+        row = 0
+        for article, chunks in part:
+            items.append((article, [_chunk_states(chunk, texts[row + n], passed.offsets[row + n],
+                                                  passed.states[row + n])
+                                    for n, chunk in enumerate(chunks)]))
+            row += len(chunks)
+        out = self.extractor.quotes_from_states(items)
+        self.counts.quotes_extracted += sum(len(quotes) for quotes in out.values())
+        self.counts.quote_seconds += time.perf_counter() - mark
+        return out
+
+    # --- quotes (stored with their article records) ----------------------------------------
+
+    def _extract_quotes(self, articles: Sequence[Article]) -> dict[str, tuple[Quote, ...]]:
+        """The quotes of these articles (article id -> quotes), timed for the report."""
+        mark = time.perf_counter()
+        out = {}
+        for number, article in enumerate(articles, start=1):
+            out[article.id] = self.extractor.quotes_of(article)
+            self.report("quotes", number, len(articles))
+        self.counts.quotes_extracted += sum(len(quotes) for quotes in out.values())
+        self.counts.quote_seconds += time.perf_counter() - mark
+        return out
+
+    def _quotes_current(self, manifest: Manifest) -> bool:
+        """Whether the stored quotes were made by this run's extractor (version stamp)."""
+        return manifest.get(EXTRACTOR_KEY) == self.extractor.version
+
+    def _refresh_quotes(self, manifest: Manifest, batch: int = 200) -> None:
+        """When the extractor changed, re-extract the quotes of every stored article this run
+        did not write, from the stored bodies (no re-embedding; the tagger runs its own
+        encoder pass over each body, once per extractor change), then stamp its version."""
+        if self._quotes_current(manifest):
+            return
+        stale = sorted(self.store.article_ids() - self.written)
+        for begin in range(0, len(stale), batch):
+            articles = self.store.get_articles(stale[begin:begin + batch])
+            self.store.set_quotes(self._extract_quotes(articles))
+        if stale:
+            _bump_generation(self.settings)  # servers reopen the store and see the new quotes
+        manifest.set(EXTRACTOR_KEY, self.extractor.version)
 
     def _record_ready(self, pending: list[_Plan], stored_ids: set[str],
                       manifest: Manifest) -> list[_Plan]:
@@ -541,20 +629,28 @@ class _Run:
         return articles, chunks
 
     def _publish(self, manifest: Manifest, articles: int, chunks: int) -> None:
-        """Rebuild the keyword index and bump the generation when anything changed."""
+        """Stamp the finished write, bring the keyword index in step with the store (only the
+        articles that changed are touched) and bump the generation when anything changed."""
         counts = self.counts
         changed_store = bool(self.written or counts.removed or counts.articles_deleted
                              or counts.updated)
+        if changed_store or not self.store.fingerprint():
+            # a stamp after the last write: a reader that caught up mid-run (another process
+            # or machine) sees the stamp move again and catches up with the finished write
+            self.store.mark_changed()
+        fingerprint = self.store.fingerprint()
         if (changed_store or self.force_keyword
-                or not is_published(self.settings.keyword_dir, chunks)):
+                or not in_step(self.settings.keyword_dir, fingerprint)):
             self.report("keyword", 0, 1)
-            build_from_store(self.store).save(self.settings.keyword_dir)
+            keyword = open_index(self.settings.keyword_dir)
+            try:
+                keyword.sync(self.store)
+            finally:
+                keyword.close()
             self.report("keyword", 1, 1)
             _bump_generation(self.settings)
         elif not generation(self.settings):
             _bump_generation(self.settings)
-        if not self.store.fingerprint():
-            self.store.mark_changed()  # a store never stamped (older index): stamp it now
         manifest.set("counts", json.dumps([articles, chunks]))
         manifest.set("store", self.store.fingerprint())
 
@@ -568,7 +664,8 @@ class _Run:
             articles=articles, chunks=chunks, errors=errors,
             duplicate_names=tuple(counts.duplicate_names),
             seconds=time.perf_counter() - started,
-            model_loaded=bool(self.embedder is not None and self.embedder.is_loaded))
+            model_loaded=bool(self.embedder is not None and self.embedder.is_loaded),
+            quotes_extracted=counts.quotes_extracted, quote_seconds=counts.quote_seconds)
 
 
 def _groups(chunked: list[tuple[Article, list[Chunk]]],
@@ -584,6 +681,15 @@ def _groups(chunked: list[tuple[Article, list[Chunk]]],
             group, count = [], 0
     if group:
         yield group
+
+
+def _chunk_states(chunk: Chunk, text: str, offsets: Sequence[tuple[int, int]],
+                  states: np.ndarray) -> ChunkStates:
+    """One embedded chunk's token states for the tagger: `text` ends with the chunk's body
+    span (after a title line); pieces with no characters are left out."""
+    kept = [n for n, (start, end) in enumerate(offsets) if end > start]
+    return ChunkStates(offsets=tuple(offsets[n] for n in kept), states=states[kept],
+                       prefix=len(text) - len(chunk.text), body_start=chunk.start)
 
 
 # --- statistics ------------------------------------------------------------------------------

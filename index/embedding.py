@@ -10,6 +10,7 @@ import contextlib
 import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +25,17 @@ if TYPE_CHECKING:
 
 ProgressCallback = Callable[[int, int], None]
 """Called as progress(done, total) while embedding."""
+
+
+@dataclass(frozen=True)
+class DocumentStates:
+    """One encoder pass over texts: unit-length vectors (one row per text), and per text its
+    last-layer token states (row n is word piece n, special tokens left out) and the pieces'
+    (start, end) character offsets in the text."""
+
+    vectors: np.ndarray
+    states: tuple[np.ndarray, ...]
+    offsets: tuple[tuple[tuple[int, int], ...], ...]
 
 
 class WordPieceCounter:
@@ -203,6 +215,75 @@ class Embedder:
             if progress:
                 progress(min(begin + step, len(texts)), len(texts))
         return np.asarray(np.concatenate(parts), dtype=np.float32)
+
+    def embed_documents_with_states(self, texts: Sequence[str], *,
+                                    progress: ProgressCallback | None = None
+                                    ) -> DocumentStates:
+        """`embed_documents` vectors plus each text's last-layer token states and word-piece
+        offsets, from ONE encoder pass: what the quote tagger reads at index time."""
+        if not texts:
+            return DocumentStates(np.zeros((0, self.dimension), dtype=np.float32), (), ())
+        pieces = [self._pieces(text) for text in texts]
+        order = sorted(range(len(texts)), key=lambda n: -len(pieces[n][0]))  # less padding
+        vectors: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(texts)
+        states: list[np.ndarray] = [np.zeros(0, dtype=np.float32)] * len(texts)
+        for begin in range(0, len(order), self.batch_size):
+            batch = order[begin:begin + self.batch_size]
+            pooled, rows = self._forward([pieces[n][0] for n in batch])
+            for n, vector, row in zip(batch, pooled, rows, strict=True):
+                vectors[n], states[n] = vector, row
+            if progress:
+                progress(min(begin + self.batch_size, len(texts)), len(texts))
+        return DocumentStates(np.asarray(np.stack(vectors), dtype=np.float32), tuple(states),
+                              tuple(offsets for _, offsets in pieces))
+
+    def _pieces(self, text: str) -> tuple[list[int], tuple[tuple[int, int], ...]]:
+        """A text's word-piece ids with [CLS]/[SEP], truncated as the model truncates, and
+        the (start, end) offsets of the pieces between them."""
+        encoding = self.tokenizer.encode(text, add_special_tokens=False)
+        keep = self.max_tokens - 2
+        cls, sep = self.tokenizer.token_to_id("[CLS]"), self.tokenizer.token_to_id("[SEP]")
+        offsets = tuple((int(a), int(b)) for a, b in encoding.offsets[:keep])
+        return [cls, *encoding.ids[:keep], sep], offsets
+
+    def _forward(self, windows: Sequence[Sequence[int]]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """One encoder pass: unit-length pooled vectors and the token states between the
+        special tokens of each id window (which carries them)."""
+        import torch
+
+        width = max(len(w) for w in windows)
+        ids = torch.zeros((len(windows), width), dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for row, window in enumerate(windows):
+            ids[row, :len(window)] = torch.tensor(list(window), dtype=torch.long)
+            mask[row, :len(window)] = 1
+        features = {"input_ids": ids, "attention_mask": mask,
+                    "token_type_ids": torch.zeros_like(ids)}
+        with torch.inference_mode():
+            output = self.model.forward(features)
+            pooled = torch.nn.functional.normalize(output["sentence_embedding"].float(), dim=1)
+            tokens = output["token_embeddings"].float().numpy()
+        rows = [tokens[row, 1:len(window) - 1] for row, window in enumerate(windows)]
+        return pooled.numpy(), rows
+
+    def token_states(self, windows: Sequence[Sequence[int]]) -> list[np.ndarray]:
+        """Last-layer token states (float32, one row per id) of word-piece id windows that
+        already carry their special tokens: what a token tagger reads (index/quote_tagger.py)."""
+        import torch
+
+        if not windows:
+            return []
+        width = max(len(w) for w in windows)
+        ids = torch.zeros((len(windows), width), dtype=torch.long)
+        mask = torch.zeros((len(windows), width), dtype=torch.long)
+        for row, window in enumerate(windows):
+            ids[row, :len(window)] = torch.tensor(list(window), dtype=torch.long)
+            mask[row, :len(window)] = 1
+        features = {"input_ids": ids, "attention_mask": mask,
+                    "token_type_ids": torch.zeros_like(ids)}
+        with torch.inference_mode():
+            states = self.model.forward(features)["token_embeddings"].float().numpy()
+        return [states[row, :len(window)] for row, window in enumerate(windows)]
 
     def embed_query(self, text: str) -> np.ndarray:
         """One query's embedding, computed on one torch thread (see `torch_threads`)."""

@@ -87,6 +87,10 @@ class Settings:
     llm_base_url: str = _setting(
         "", "Base URL of an OpenAI-compatible or Ollama server for the LLM answerer.",
         "NEWSQA_LLM_BASE_URL", "qa")
+    llm_cite_uncited: bool = _setting(
+        False, "Let the support check cite an LLM sentence the model left without [n] to a "
+        "passage that supports it (warned in the answer). Off: measured with SmolLM2 it "
+        "replaced right offline answers (docs/llm.md).", "NEWSQA_LLM_CITE_UNCITED", "qa")
 
     # --- ui: the web chat ---------------------------------------------------------------------
     auth: str = _setting("", "USER:PASS required to open the web chat; empty for none.",
@@ -184,8 +188,17 @@ class Settings:
         return out
 
 
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True,
+             "0": False, "false": False, "no": False, "off": False}
+
+
 def _convert(f: dataclasses.Field, raw: str, env: str) -> Any:
     kind = type(f.default)
+    if kind is bool:
+        if raw.strip().lower() not in _BOOLEANS:
+            raise SettingsError(f"{env} must be one of {', '.join(sorted(_BOOLEANS))}, "
+                                f"got {raw!r}")
+        return _BOOLEANS[raw.strip().lower()]
     if kind is int:
         try:
             return int(raw)

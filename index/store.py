@@ -4,6 +4,8 @@ Two collections: `<name>` holds chunks (embedding, text, offsets, article metada
 `<name>-articles` holds one record per article (full body, metadata, mean chunk embedding).
 An article becomes visible only when its article record exists: chunks are written first and
 the record last, and deletion removes the record first, so readers never see half an article.
+The article's quotes (index.records.Quote, as JSON) are a field of its record's metadata,
+written in the same upsert: they are added, replaced and pruned with their article.
 Embeddings are always passed explicitly; Chroma's default embedding function is never used.
 """
 
@@ -15,7 +17,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -26,7 +28,7 @@ import numpy as np
 
 from index.dates import day_number, published_day
 from index.errors import ModelMismatchError, StoreError
-from index.records import Article, ArticleMeta, Chunk
+from index.records import Article, ArticleMeta, Chunk, Quote
 from index.settings import Settings, apply_offline_env
 
 SCHEMA_VERSION = 1
@@ -35,6 +37,9 @@ _META_FIELDS = ("title", "source", "author", "published", "url", "path")
 STAMP_KEY = "newsqa_write_stamp"
 #: File beside the embedded store's data holding the write stamp.
 STAMP_FILE = "newsqa-write-stamp"
+#: Article-record metadata key holding the article's quotes (a JSON list of Quote dicts);
+#: absent when the article was stored without quote extraction.
+QUOTES_KEY = "quotes"
 
 ArticleItem = tuple[Article, Sequence[Chunk], np.ndarray]
 """An article, its chunks and their embeddings (one row per chunk): what the store writes."""
@@ -114,12 +119,32 @@ def chunk_metadata(article: Article, chunk: Chunk) -> dict[str, Any]:
     return meta
 
 
-def article_record(article: Article, chunk_count: int) -> dict[str, Any]:
-    """The metadata stored with an article record."""
+def article_record(article: Article, chunk_count: int,
+                   quotes: Sequence[Quote] | None = None) -> dict[str, Any]:
+    """The metadata stored with an article record (with its quotes when they were extracted)."""
     record: dict[str, Any] = {name: getattr(article, name) for name in _META_FIELDS}
     record.update(published_day=published_day(article.published), chunk_count=chunk_count,
                   article_id=article.id)
+    if quotes is not None:
+        record[QUOTES_KEY] = quotes_json(quotes)
     return record
+
+
+def quotes_json(quotes: Sequence[Quote]) -> str:
+    """Quotes as stored in an article record's metadata."""
+    return json.dumps([quote.to_dict() for quote in quotes], ensure_ascii=False)
+
+
+def stored_quotes(meta: dict[str, Any]) -> tuple[Quote, ...] | None:
+    """The quotes of an article record's metadata; None when none were extracted."""
+    raw = meta.get(QUOTES_KEY)
+    if raw is None:
+        return None
+    try:
+        return tuple(Quote.from_dict(item) for item in json.loads(raw))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise StoreError(f"article {meta.get('article_id')}: unreadable stored quotes "
+                         f"({exc})") from exc
 
 
 def centroid(embeddings: np.ndarray) -> np.ndarray:
@@ -295,15 +320,19 @@ class Store:
     # --- writing -------------------------------------------------------------------------
 
     def upsert_article(self, article: Article, chunks: Sequence[Chunk],
-                       embeddings: np.ndarray) -> None:
+                       embeddings: np.ndarray, quotes: Sequence[Quote] | None = None) -> None:
         """Write an article's chunks, then its record (which makes it visible)."""
-        self.upsert_articles([(article, chunks, embeddings)])
+        self.upsert_articles([(article, chunks, embeddings)],
+                             None if quotes is None else {article.id: quotes})
 
-    def upsert_articles(self, items: Sequence[ArticleItem]) -> None:
+    def upsert_articles(self, items: Sequence[ArticleItem],
+                        quotes: Mapping[str, Sequence[Quote]] | None = None) -> None:
         """Write several articles in a few batched calls: all chunks first, then the records.
 
         Same visibility barrier as `upsert_article`: a record is written only after all of its
         chunks, and stale chunks of a rewritten article are removed before its record.
+        `quotes` (article id -> its quotes) go into the records; an article it leaves out is
+        stored as not extracted.
         """
         if not items:
             return
@@ -315,7 +344,7 @@ class Store:
             stale = self._chunk_ids_of([a.id for a, _, _ in items])
             written = self._write_chunks(chunk_col, items, batch)
             self._delete_ids(chunk_col, sorted(stale - written), batch)
-            self._write_records(article_col, items, batch)
+            self._write_records(article_col, items, batch, quotes or {})
         except chroma_errors() as exc:
             first = items[0][0]
             raise StoreError(f"cannot write {len(items)} article(s) starting with {first.id} "
@@ -345,11 +374,13 @@ class Store:
         return {c.id for c, _, _ in rows}
 
     @staticmethod
-    def _write_records(article_col: Any, items: Sequence[ArticleItem], batch: int) -> None:
-        """Write the article records (the visibility barrier) in batches."""
+    def _write_records(article_col: Any, items: Sequence[ArticleItem], batch: int,
+                       quotes: Mapping[str, Sequence[Quote]]) -> None:
+        """Write the article records (the visibility barrier) with their quotes in batches."""
         ids = [a.id for a, _, _ in items]
         centroids = [centroid(embeddings) for _, _, embeddings in items]
-        records = [article_record(article, len(chunks)) for article, chunks, _ in items]
+        records = [article_record(article, len(chunks), quotes.get(article.id))
+                   for article, chunks, _ in items]
         for begin in range(0, len(items), batch):
             article_col.upsert(ids=ids[begin:begin + batch],
                                embeddings=np.stack(centroids[begin:begin + batch]),
@@ -525,6 +556,27 @@ class Store:
                     yield _chunk_from(cid, doc, meta)
             offset += len(got["ids"])
 
+    def chunks_of_articles(self, article_ids: Sequence[str], batch: int = 100
+                           ) -> list[ChunkHit]:
+        """Every stored chunk of these articles with its article's metadata, a few requests
+        for many articles (for catching up a keyword index; visibility is the caller's)."""
+        collections = self._collections()
+        if collections is None or not article_ids:
+            return []
+        ids = list(article_ids)
+        hits: list[ChunkHit] = []
+        try:
+            for begin in range(0, len(ids), batch):
+                got = collections[0].get(where={"article_id": {"$in": ids[begin:begin + batch]}},
+                                         include=["documents", "metadatas"])
+                hits += [ChunkHit(_chunk_from(cid, doc, meta),
+                                  _article_from(meta, meta["article_id"]), 0.0)
+                         for cid, doc, meta
+                         in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+        return hits
+
     def sample_chunks(self, limit: int) -> tuple[list[str], np.ndarray]:
         """Up to `limit` stored chunk texts and their embeddings (one row per text).
 
@@ -576,6 +628,67 @@ class Store:
 
     def sources(self) -> list[str]:
         return sorted({meta.source for meta, _ in self.list_articles() if meta.source})
+
+    # --- quotes (a field of the article records) --------------------------------------------
+
+    def quote_records(self) -> list[tuple[ArticleMeta, tuple[Quote, ...] | None]]:
+        """(article metadata, its stored quotes or None when not extracted) of every visible
+        article: one read of the article records' metadata, no bodies."""
+        collections = self._collections()
+        if collections is None:
+            return []
+        try:
+            got = collections[1].get(include=["metadatas"])
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read article records at {self.location}: {exc}") from exc
+        return [(_article_from(meta, aid), stored_quotes(meta))
+                for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
+
+    def get_articles(self, article_ids: Sequence[str]) -> list[Article]:
+        """The visible articles with these ids, bodies included (for re-extracting quotes)."""
+        collections = self._collections()
+        if collections is None or not article_ids:
+            return []
+        try:
+            got = collections[1].get(ids=list(article_ids), include=["documents", "metadatas"])
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read articles at {self.location}: {exc}") from exc
+        return [Article(body=body, **{name: str(meta.get(name) or "") for name in _META_FIELDS})
+                for body, meta in zip(got["documents"], got["metadatas"], strict=True)]
+
+    def set_quotes(self, quotes: Mapping[str, Sequence[Quote]], batch: int = 500) -> None:
+        """Replace the stored quotes of these articles (article id -> quotes) in their records,
+        leaving chunks, bodies and embeddings as they are; absent articles are skipped."""
+        collections = self._collections()
+        if collections is None or not quotes:
+            return
+        article_col = collections[1]
+        self.mark_changed()
+        ids = sorted(quotes)
+        try:
+            for begin in range(0, len(ids), batch):
+                got = article_col.get(ids=ids[begin:begin + batch], include=["metadatas"])
+                if not got["ids"]:
+                    continue
+                metadatas = [{**meta, QUOTES_KEY: quotes_json(quotes[aid])}
+                             for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
+                article_col.update(ids=list(got["ids"]), metadatas=metadatas)
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot write quotes at {self.location}: {exc}") from exc
+
+    def article_chunks(self, article_id: str) -> list[Chunk]:
+        """The stored chunks of one visible article, in order (for citing a quote's span)."""
+        collections = self._collections()
+        if collections is None or not self.visible_ids({article_id}):
+            return []
+        try:
+            got = collections[0].get(where={"article_id": article_id},
+                                     include=["documents", "metadatas"])
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot read chunks of {article_id}: {exc}") from exc
+        chunks = [_chunk_from(cid, doc, meta) for cid, doc, meta
+                  in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
+        return sorted(chunks, key=lambda chunk: chunk.ordinal)
 
 
 def _check_items(items: Sequence[ArticleItem]) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import index
 from index.embedding import get_embedder
-from index.records import Article, ArticleMeta
+from index.records import Article, ArticleMeta, Quote
 from index.settings import Settings
 from index.store import Store
 from qa.chain import QuestionChain
@@ -26,7 +26,8 @@ from qa.extractive import ExtractiveAnswerer
 from qa.llm import make_chat_model, validate_spec
 from qa.pipeline import Pipeline, Request, assemble
 from qa.question import clean_question
-from qa.records import Answer
+from qa.quotes import QuoteIndex
+from qa.records import Answer, Speaker
 from qa.retriever import Filters, NewsQARetriever, RetrievalConfig, Retriever
 
 PathLike = str | Path
@@ -46,6 +47,7 @@ class NewsQA:
         self.retriever_engine = Retriever(settings, embedder=self.embedder, store=self.store,
                                           config=retrieval)
         self.extractive = ExtractiveAnswerer(self.embedder, article_loader=self.store.get_article)
+        self.quote_index = QuoteIndex(self.store, self.embedder)
         self._llm = llm
         if isinstance(llm, str) or (llm is None and settings.llm):
             validate_spec(llm if isinstance(llm, str) else settings.llm)
@@ -76,7 +78,10 @@ class NewsQA:
                     self._pipeline = assemble(retriever=self.retriever_engine,
                                               embedder=self.embedder,
                                               extractive=self.extractive,
-                                              chat_model=self._chat_model())
+                                              chat_model=self._chat_model(),
+                                              generation=self.generation,
+                                              quotes=self.quote_index,
+                                              cite_uncited=self.settings.llm_cite_uncited)
         return self._pipeline
 
     def warm_up(self) -> None:
@@ -86,6 +91,10 @@ class NewsQA:
         _ = self.pipeline
 
     # --- asking --------------------------------------------------------------------------
+
+    def generation(self) -> str:
+        """The index generation questions are answered from ("" before the first build)."""
+        return self._generation
 
     def refresh(self) -> bool:
         """Reopen the store and reload the keyword index when an indexer (possibly another
@@ -104,20 +113,29 @@ class NewsQA:
     def ask(self, question: str, *, history: Sequence[Any] | None = None, k: int | None = None,
             sources: str | Sequence[str] | None = None, since: str | date | None = None,
             until: str | date | None = None,
-            article_ids: str | Sequence[str] | None = None) -> Answer:
-        """Answer a question from the indexed articles, with checked citations."""
+            article_ids: str | Sequence[str] | None = None,
+            question_date: str | date | None = None, time_words: bool = True) -> Answer:
+        """Answer a question from the indexed articles, with checked citations.
+
+        Time words ("this week", "since Monday") narrow the dates searched, counted from
+        `question_date` (default today); `time_words=False` reads them as plain words.
+        """
         request = Request.make(question, history=history, k=k, sources=sources, since=since,
-                               until=until, article_ids=article_ids)
+                               until=until, article_ids=article_ids,
+                               question_date=question_date, time_words=time_words)
         self.refresh()
         return self.pipeline.ask(request)
 
     def stream(self, question: str, *, history: Sequence[Any] | None = None,
                k: int | None = None, sources: str | Sequence[str] | None = None,
                since: str | date | None = None, until: str | date | None = None,
-               article_ids: str | Sequence[str] | None = None) -> Iterator[str | Answer]:
+               article_ids: str | Sequence[str] | None = None,
+               question_date: str | date | None = None,
+               time_words: bool = True) -> Iterator[str | Answer]:
         """Text pieces of the answer, then the final Answer (the same as ask() gives)."""
         request = Request.make(question, history=history, k=k, sources=sources, since=since,
-                               until=until, article_ids=article_ids)
+                               until=until, article_ids=article_ids,
+                               question_date=question_date, time_words=time_words)
         self.refresh()
         yield from self.pipeline.stream(request)
 
@@ -135,6 +153,29 @@ class NewsQA:
         """A LangChain BaseRetriever over the index with these filters."""
         filters = Filters.make(sources=sources, since=since, until=until, article_ids=article_ids)
         return self.retriever_engine.as_langchain(k=k, filters=filters)
+
+    # --- who said what -------------------------------------------------------------------
+
+    def quotes(self, speaker: str | None = None, topic: str | None = None,
+               since: str | date | None = None, until: str | date | None = None,
+               sources: str | Sequence[str] | None = None,
+               limit: int | None = None) -> list[Quote]:
+        """Stored quotes of `speaker` (any merged form of the name), ranked by `topic` when
+        given, else newest first, within the dates and sources given (qa.quotes)."""
+        self.refresh()
+        return self.quote_index.quotes(speaker=speaker, topic=topic, since=since, until=until,
+                                       sources=sources, limit=limit)
+
+    def speakers(self, since: str | date | None = None, until: str | date | None = None,
+                 sources: str | Sequence[str] | None = None) -> list[Speaker]:
+        """The people and outlets quoted, merged across mentions and articles, most quoted
+        first, with quote counts and date ranges (qa.quotes)."""
+        self.refresh()
+        return self.quote_index.speakers(since=since, until=until, sources=sources)
+
+    def speaker_of(self, quote: Quote) -> str:
+        """The merged speaker name a quote is listed under ("" when it names no speaker)."""
+        return self.quote_index.speaker_of(quote)
 
     # --- the collection ------------------------------------------------------------------
 

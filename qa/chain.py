@@ -1,9 +1,10 @@
 """The question pipeline as a LangChain `Runnable`, for users' own LCEL chains.
 
 `NewsQA.chain()` returns it. Input: a question, or a mapping with `question` and any of
-`history`, `k`, `sources`, `since`, `until`, `article_ids`. `invoke` gives the checked
-`Answer`; `stream` gives its text pieces, then the same `Answer`. It adds no step of its own:
-both go through `qa.pipeline`, exactly as `NewsQA.ask` and `NewsQA.stream` do.
+`history`, `k`, `sources`, `since`, `until`, `article_ids`, `question_date`, `time_words`.
+`invoke` gives the checked `Answer`; `stream` gives its text pieces, then the same `Answer`. It
+adds no step of its own: both go through `qa.pipeline`, exactly as `NewsQA.ask` and
+`NewsQA.stream` do.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from langchain_core.runnables import Runnable, RunnableConfig
 from qa.errors import InvalidQuestionError
 from qa.records import Answer
 
-ARGUMENTS = ("history", "k", "sources", "since", "until", "article_ids")
+ARGUMENTS = ("history", "k", "sources", "since", "until", "article_ids", "question_date",
+             "time_words")
 
 Question = str | Mapping[str, Any]
 

@@ -1,8 +1,9 @@
 """Questions: validation, parsing, follow-up rewriting and routing by kind.
 
 `QuestionInfo.parse` reads what the answerers need (names, quoted terms, stems, answer type,
-speaker and topic of "what did X say" questions); `route` sorts a question into the kind of
-answerer it needs; `rewrite_followup` makes a follow-up stand alone without a model.
+speaker and topic of "what did X say" questions, time words such as "this week"); `route`
+sorts a question into the kind of answerer it needs; `rewrite_followup` makes a follow-up stand
+alone without a model.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from index.dates import time_phrase
 from index.text import strip_control
 from qa.errors import InvalidQuestionError
 from qa.text import content_stems, question_names, quoted_terms, words
@@ -71,7 +73,8 @@ def _answer_type(lower: str) -> str:
 
 @dataclass(frozen=True)
 class QuestionInfo:
-    """What the answerers need to know about a question."""
+    """What the answerers need to know about a question; `time_phrase` is its time words
+    ("this week", "since Monday"; "" when none), which the pipeline turns into dates."""
 
     text: str
     names: tuple[str, ...]
@@ -80,6 +83,7 @@ class QuestionInfo:
     qtype: str
     speaker: str = ""
     topic: str = ""
+    time_phrase: str = ""
 
     @classmethod
     def parse(cls, question: str) -> QuestionInfo:
@@ -93,7 +97,7 @@ class QuestionInfo:
         qtype = "say" if speaker else _answer_type(text.lower())
         return cls(text=text, names=tuple(question_names(text)), quoted=tuple(quoted_terms(text)),
                    stems=tuple(dict.fromkeys(content_stems(text))), qtype=qtype,
-                   speaker=speaker, topic=topic)
+                   speaker=speaker, topic=topic, time_phrase=time_phrase(text))
 
 
 class QuestionKind(Enum):

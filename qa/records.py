@@ -60,7 +60,9 @@ class Answer:
 
     `found` is False when the indexed articles do not answer the question; `passages` then
     holds the closest passages ("see also"). `warnings` reports what citation checking removed
-    or flagged.
+    or flagged. For an audit: `searched` is the (since, until) days the articles were searched
+    in ("" for an open end; None when no date bound applied), `generation` the index
+    generation the answer was made from, `model` the chat model's name ("" offline).
     """
 
     question: str
@@ -72,6 +74,9 @@ class Answer:
     standalone_question: str = ""
     answerer: str = "extractive"
     timings: dict[str, float] = field(default_factory=dict, compare=False)
+    searched: tuple[str, str] | None = None
+    generation: str = ""
+    model: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "found": self.found,
@@ -79,7 +84,9 @@ class Answer:
                 "passages": [p.to_dict() for p in self.passages],
                 "warnings": list(self.warnings),
                 "standalone_question": self.standalone_question or self.question,
-                "answerer": self.answerer, "timings": dict(self.timings)}
+                "answerer": self.answerer, "timings": dict(self.timings),
+                "searched": list(self.searched) if self.searched else None,
+                "generation": self.generation, "model": self.model}
 
 
 @dataclass(frozen=True)

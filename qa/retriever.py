@@ -182,12 +182,21 @@ class Retriever:
 
     @property
     def keyword(self) -> Any:
-        """The keyword index (index.keyword), loaded or built on first use."""
+        """The keyword index (index.keyword), opened and brought in step on first use."""
         if self._keyword is None:
             with self._lock:
                 if self._keyword is None:
                     self._keyword = keyword_index.load_or_build(self.settings, self.store)
         return self._keyword
+
+    def _following_keyword(self) -> Any:
+        """The keyword index, caught up first with a Chroma server's writes from any machine
+        (its write stamp moved: the new articles' chunks are fetched from the server, removed
+        ones dropped; no model needed). Locally the indexer keeps it in step."""
+        index = self.keyword
+        if self.settings.chroma_url:
+            index.catch_up(self.store)
+        return index
 
     @property
     def catalog(self) -> Catalog:
@@ -208,18 +217,15 @@ class Retriever:
         catalog (re-read on next use)."""
         with self._lock:
             self._catalog = None
-            if self._keyword is None:
-                return
-            if not self._keyword.refresh_if_stale() \
-                    and len(self._keyword) != self.store.count()[1]:
-                self._keyword = None  # out of step and nothing newer published: rebuild lazily
+            if self._keyword is not None:
+                self._keyword.catch_up(self.store)  # what the indexer wrote, or a sync
 
     def warm_up(self) -> None:
         self.embedder.warm_up()
         self.store.count()
         _ = self.catalog
         if self.config.mode != "dense":
-            _ = self.keyword
+            len(self.keyword)  # opened, in step and its postings in memory
 
     # --- retrieval -----------------------------------------------------------------------
 
@@ -298,7 +304,7 @@ class Retriever:
     def _add_keyword(self, candidates: dict[str, _Candidate], query: str, depth: int,
                      allowed: set[str] | None) -> None:
         """The keyword index's best chunks, with their keyword rank (fetched when new)."""
-        scored = self.keyword.search(query, depth, allowed_article_ids=allowed)
+        scored = self._following_keyword().search(query, depth, allowed_article_ids=allowed)
         missing = [cid for cid, _ in scored if cid not in candidates]
         fetched = {hit.chunk.id: hit for hit in self.store.get_chunks(missing)}
         for rank, (cid, score) in enumerate(scored):

@@ -2,9 +2,12 @@
 
 The model's text is cut into sentences as it arrives (`SentenceBuffer`); each complete
 sentence must cite an existing passage and be supported by what it cites (`qa.support`), else
-it is dropped and reported. Kept sentences are emitted at once with their citation numbers
-renumbered in order of first appearance, so a number never changes once shown and the final
-Answer's text is exactly the concatenation of what was emitted.
+it is dropped and reported. A sentence the model left without any [n] is judged against each
+passage it was shown: the best one that supports it alone becomes its citation (said in the
+warnings), else it is dropped; wrong citations are never reassigned. Kept sentences are
+emitted at once with their citation numbers renumbered in order of first appearance, so a
+number never changes once shown and the final Answer's text is exactly the concatenation of
+what was emitted.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from qa.citations import best_span
 from qa.markers import MARKER, cited_numbers, format_marker, marker_numbers, strip_markers
 from qa.records import Answer, Citation, Passage
 from qa.support import INVENTED_QUOTE, MISSING_PASSAGE, NO_CITATION, verify_quotes
+from qa.text import content_stems
 
 #: A sentence ends at . ! ? or … (closing quotes/brackets and citation markers stay with it)
 #: when white space and the start of a new sentence follow; a line break always ends one.
@@ -26,6 +30,15 @@ _END = re.compile(r"[.!?…]+[\"”’')\]]*(?:\s*\[\s*\d+(?:\s*[,;]\s*\d+)*\s*\
 _ABBREVIATIONS = wordset("mr mrs ms dr st gen sen rep prof jr sr no vs u.s u.n e.g i.e lt col "
                          "capt gov")
 _SPACE_BEFORE_PUNCT = re.compile(r"[ \t]+(?=[.,;:!?]|$)")
+_FINAL_STOP = re.compile(r"[.!?…]+$")
+
+
+def with_marker(sentence: str, number: int) -> str:
+    """The sentence with the citation [number] before its final stop ("Paris is nice [1].")."""
+    stop = _FINAL_STOP.search(sentence)
+    if stop is None:
+        return f"{sentence} {format_marker(number)}"
+    return f"{sentence[:stop.start()].rstrip()} {format_marker(number)}{stop.group()}"
 
 
 def _inside_quote(text: str) -> bool:
@@ -63,6 +76,16 @@ def split_sentences(text: str) -> list[tuple[str, str]]:
     return [*found, (rest.strip(), "")] if rest.strip() else found
 
 
+def on_topic(question: str, passage: Passage) -> bool:
+    """Whether the passage (text or title) shares a content word with the question (True for a
+    question without any): the check never cites an uncited sentence to an off-topic passage,
+    such as one that carries instructions aimed at the model."""
+    wanted = set(content_stems(question))
+    if not wanted:
+        return True
+    return bool(wanted & set(content_stems(f"{passage.article.title}\n{passage.chunk.text}")))
+
+
 class SentenceBuffer:
     """Collects streamed pieces and hands out each sentence once it is complete."""
 
@@ -90,9 +113,17 @@ def _separator(gap: str) -> str:
 class SentenceCheck:
     """Judges sentences one by one and accumulates what was kept, renumbered."""
 
-    def __init__(self, passages: Sequence[Passage], checker: Any) -> None:
+    def __init__(self, passages: Sequence[Passage], checker: Any, *, question: str = "",
+                 cite_uncited: bool = False) -> None:
         self.passages = list(passages)
         self.checker = checker
+        #: an uncited sentence is cited only to a passage on the question's topic
+        self.topical = [on_topic(question, p) for p in self.passages]
+        #: False: a sentence without [n] is dropped unread (the rule before the check cited;
+        #: kept for the measurements of qa.eval)
+        self.cite_uncited = cite_uncited
+        #: the passage number the check gave the last sentence added (None: it gave none)
+        self.last_assigned: int | None = None
         self.mapping: dict[int, int] = {}
         self.claims: dict[int, list[str]] = {}
         self.notes: list[str] = []
@@ -118,8 +149,9 @@ class SentenceCheck:
     def add(self, sentence: str, gap_after: str) -> str:
         """The text to show for one model sentence ("" when it is dropped)."""
         gap, self.gap = self.gap, gap_after
+        self.last_assigned = None
         if not cited_numbers(sentence):
-            return self._drop(sentence, NO_CITATION, "it cites no passage")
+            return self._cite_uncited(sentence, gap)
         valid = self._valid_numbers(sentence)
         if not valid:
             return self._drop(sentence, MISSING_PASSAGE, "none of its passage numbers exists")
@@ -132,6 +164,27 @@ class SentenceCheck:
         if not verdict.supported:
             return self._drop(sentence, verdict.reason, verdict.detail)
         return self._keep(fixed, claim, valid, gap)
+
+    def _cite_uncited(self, sentence: str, gap: str) -> str:
+        """An uncited sentence kept with the passage that best supports it alone (the same
+        rules as a cited one), saying so in the warnings; else dropped."""
+        claim = _SPACE_BEFORE_PUNCT.sub("", sentence).strip()
+        eligible = [i for i, topical in enumerate(self.topical) if topical]
+        found = (self.checker.best_support(claim, [self.passages[i] for i in eligible])
+                 if self.cite_uncited else None)
+        if found is None:
+            why = (f"it cites no passage, and none of the {len(eligible)} passages on the "
+                   "question's topic supports it" if self.cite_uncited
+                   else "it cites no passage")
+            return self._drop(sentence, NO_CITATION, why)
+        index, verdict = eligible[found[0]], found[1]
+        self.last_assigned = index + 1
+        piece = self._keep(with_marker(verdict.text, index + 1), verdict.text, [index + 1], gap)
+        short = verdict.text if len(verdict.text) <= 160 else verdict.text[:157] + "..."
+        self.notes.append(f"sentence {len(self.emitted)} had no citation from the model; "
+                          f"cited to {format_marker(self.mapping[index + 1])} by the support "
+                          f"check: “{short}”")
+        return piece
 
     def _keep(self, sentence: str, claim: str, valid: list[int], gap: str) -> str:
         for number in valid:

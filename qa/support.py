@@ -65,6 +65,9 @@ class Judgement:
     text: str
     reason: str = ""
     detail: str = ""
+    #: similarity + content overlap of the closest passage sentence: ranks the passages that
+    #: each support an uncited sentence (`SupportChecker.best_support`)
+    strength: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -248,10 +251,21 @@ class SupportChecker:
         detail = missing_name_or_number(text, passages)
         if detail:
             return Judgement(False, text, NAME_OR_NUMBER, detail)
-        detail = self.unsupported(text, passages)
+        detail, strength = self.assess(text, passages)
         if detail:
-            return Judgement(False, text, UNSUPPORTED, detail)
-        return Judgement(True, text)
+            return Judgement(False, text, UNSUPPORTED, detail, strength)
+        return Judgement(True, text, strength=strength)
+
+    def best_support(self, sentence: str, passages: Sequence[Passage]
+                     ) -> tuple[int, Judgement] | None:
+        """(index, judgement) of the passage that ALONE supports `sentence` best under the
+        same rules as `judge`, None when none does: how a sentence the model left uncited
+        gets its citation (ties go to the earlier passage)."""
+        supported = [(index, verdict) for index, passage in enumerate(passages)
+                     if (verdict := self.judge(sentence, [passage])).supported]
+        if not supported:
+            return None
+        return max(supported, key=lambda item: item[1].strength)
 
     def scores(self, sentence: str,
                candidates: Sequence[PassageSentence]) -> list[tuple[float, float]]:
@@ -286,25 +300,31 @@ class SupportChecker:
 
     def unsupported(self, sentence: str, passages: Sequence[Passage]) -> str:
         """Why the best-matching passage sentence does not support `sentence` ("" if it does)."""
+        return self.assess(sentence, passages)[0]
+
+    def assess(self, sentence: str, passages: Sequence[Passage]) -> tuple[str, float]:
+        """(why the best-matching passage sentence does not support `sentence`, "" if it
+        does; that sentence's similarity + content overlap)."""
         candidates: list[PassageSentence] = []
         for passage in passages:
             spans = _passage_sentences(analyse_article(passage.chunk.text))
             candidates += spans + _sentence_window(sentence, passage.chunk.text, spans)
         if not candidates:
-            return "the cited passage is empty"
+            return "the cited passage is empty", 0.0
         scored = self.scores(sentence, candidates)
         best = max(range(len(candidates)), key=lambda i: scored[i][0] + scored[i][1])
         chosen, (similarity, overlap) = candidates[best], scored[best]
+        strength = similarity + overlap
         speakers = sentence_speakers(sentence)
         if speakers and chosen.speakers and not speakers & chosen.speakers:
             return (f"the passage attributes these words to "
-                    f"{', '.join(sorted(s.title() for s in chosen.speakers))}")
+                    f"{', '.join(sorted(s.title() for s in chosen.speakers))}", strength)
         flipped = negation_conflict(sentence, chosen.text)
         if flipped:
-            return flipped
+            return flipped, strength
         if not self.supports(similarity, overlap):
             return (f"closest passage sentence too far (similarity {similarity:.2f}, "
-                    f"shared content words {overlap:.0%})")
-        return ""
+                    f"shared content words {overlap:.0%})", strength)
+        return "", strength
 
 

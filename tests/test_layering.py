@@ -19,7 +19,8 @@ MEASUREMENT = "qa.eval"
 #: Third-party library -> the product modules allowed to import it (its adapter).
 ADAPTERS = {
     "chromadb": {"index.store"},
-    "bm25s": {"index.keyword"},
+    "bm25s": set(),  # the keyword index's reference in tests only (index.keyword scores alike)
+    "sqlite3": {"index.keyword", "index.manifest"},
     "sentence_transformers": {"index.embedding"},
     "transformers": {"qa.local_llm", "qa.reader"},
     "peft": {"qa.reader"},

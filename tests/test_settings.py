@@ -60,3 +60,11 @@ def test_settings_are_layered_by_owner() -> None:
     assert {"host", "port", "auth"} <= set(layers["ui"])
     assert {"llm", "top_k"} <= set(layers["qa"])
     assert {"data_dir", "embedding_model", "chunk_tokens"} <= set(layers["index"])
+
+
+def test_a_switch_reads_yes_and_no_and_names_a_bad_value() -> None:
+    assert Settings.from_env({"NEWSQA_LLM_CITE_UNCITED": "yes"}).llm_cite_uncited is True
+    assert Settings.from_env({"NEWSQA_LLM_CITE_UNCITED": "0"}).llm_cite_uncited is False
+    assert Settings.from_env({}).llm_cite_uncited is False
+    with pytest.raises(SettingsError, match="NEWSQA_LLM_CITE_UNCITED"):
+        Settings.from_env({"NEWSQA_LLM_CITE_UNCITED": "maybe"})

@@ -3,9 +3,9 @@
 `build_app(qa)` wires the interface to a `NewsQA`; `serve(qa, settings)` indexes the seed
 folder on first start and launches it. Nothing heavy happens at import time.
 
-The layout is built by one function per tab (`ask_tab`, `articles_tab`), the behaviour by one
-object per group of events (`ChatEvents`, `ArticleEvents`, `ApiEndpoints`) over a shared
-`AppContext`; `build_app` only puts them together.
+The layout is built by one function per tab (`ask_tab`, `articles_tab`, `quotes_tab`), the
+behaviour by one object per group of events (`ChatEvents`, `ArticleEvents`, `QuoteEvents`,
+`ApiEndpoints`) over a shared `AppContext`; `build_app` only puts them together.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from index.build import summary_line
 from index.dates import parse_day
 from index.errors import NewsQAError, SettingsError
-from index.records import Article
+from index.records import Article, Quote
 from index.settings import Settings, apply_offline_env
 from qa.errors import InvalidQuestionError
 from qa.records import Answer
@@ -426,11 +426,117 @@ class ArticleEvents:
 
 
 # ---------------------------------------------------------------------------------------------
-# The named API endpoints (/ask, /index), for scripts using gradio_client
+# Who said what: the speakers table, a speaker's quotes, the topic search
+
+#: Quote cards shown at most for one search in the tab (the /quotes endpoint takes a limit).
+QUOTE_CARDS = 50
+#: Shown in the quotes panel while a topic search waits for the model.
+QUOTES_WARMING_HTML = ('<div class="nq-sources nq-empty"><p class="nq-muted">Warming up: the '
+                       "topic search starts once the language model is loaded …</p></div>")
+
+
+def quote_query(speaker: str | None, topic: str | None, since: str | None, until: str | None,
+                sources: Sequence[str] | str | None = None) -> dict[str, Any]:
+    """Validated keyword arguments for NewsQA.quotes (ValueError naming a bad date)."""
+    return {"speaker": (speaker or "").strip() or None, "topic": (topic or "").strip() or None,
+            **parse_filters(sources, since, until)}
+
+
+def find_quotes(qa: NewsQA, query: dict[str, Any], limit: int | None
+                ) -> tuple[list[Quote], int | None]:
+    """Quotes matching `query` (at most `limit`) and how many matched (None if not counted):
+    ranked by topic when there is one, else newest first, in article order within a day."""
+    if query["topic"]:
+        return list(qa.quotes(**query, limit=limit)), None
+    found = sorted(qa.quotes(**query), key=lambda q: (q.published, q.article_id, -q.start),
+                   reverse=True)
+    return (found if limit is None else found[:limit]), len(found)
+
+
+def quote_articles(qa: NewsQA, quotes: Sequence[Quote]) -> dict[str, Article]:
+    """The articles the quotes come from, fetched once each (missing ones left out)."""
+    out: dict[str, Article] = {}
+    for article_id in dict.fromkeys(q.article_id for q in quotes):
+        article = qa.article(article_id)
+        if article is not None:
+            out[article_id] = article
+    return out
+
+
+def listed_names(qa: NewsQA, quotes: Sequence[Quote]) -> dict[str, str]:
+    """The merged speaker name each quote is listed under, by quote id (named ones only)."""
+    return {q.id: name for q in quotes if (name := qa.speaker_of(q))}
+
+
+def _quotes_heading(query: dict[str, Any], shown: int, total: int | None) -> str:
+    """What a quote search looked for, in plain words ("Elisabetta Trenta · on “France” …")."""
+    parts = [query["speaker"] or "All speakers"]
+    if query["topic"]:
+        parts.append(f"on “{query['topic']}”")
+    dates = render.describe_filters(None, query["since"], query["until"])
+    if dates:
+        parts.append(dates)
+    count = shown if total is None else total
+    parts.append(f"{count} quote{'s' if count != 1 else ''}"
+                 + (" (best matches first)" if query["topic"] else " (newest first)"))
+    return " · ".join(parts)
+
+
+class QuoteEvents:
+    """The "Who said what" tab's behaviour: list speakers, show a speaker's or a topic's quotes."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+
+    def list_speakers(self, since: str, until: str) -> tuple[Any, Any, Any]:
+        """The speakers table (counts and date ranges), its row names, the speaker choices."""
+        try:
+            dates = parse_filters(None, since, until)
+            found = self.ctx.qa.speakers(since=dates["since"], until=dates["until"])
+        except (ValueError, NewsQAError) as exc:
+            gr.Warning(str(exc))
+            return gr.skip(), gr.skip(), gr.skip()
+        names = [s.name for s in found]
+        return render.speaker_rows(found), names, gr.update(choices=names)
+
+    def choose_speaker(self, names: list[str], since: str, until: str, evt: gr.SelectData
+                       ) -> Iterator[tuple[Any, Any, Any]]:
+        """Clicking a speaker's row shows all their quotes, newest first (the topic cleared)."""
+        row = _selected_index(evt)
+        if row is None or not 0 <= row < len(names or []):
+            yield gr.skip(), gr.skip(), gr.skip()
+            return
+        for panel in self.search_quotes(names[row], "", since, until):
+            yield names[row], "", panel
+
+    def search_quotes(self, speaker: str | None, topic: str, since: str, until: str
+                      ) -> Iterator[str]:
+        """The quote cards of a speaker and/or topic; a topic search waits for the model."""
+        try:
+            query = quote_query(speaker, topic, since, until)
+        except ValueError as exc:
+            yield render.render_error_html(str(exc))
+            return
+        if query["topic"] and not self.ctx.warm.is_set():
+            yield QUOTES_WARMING_HTML
+            self.ctx.warm.wait()
+        try:
+            found, total = find_quotes(self.ctx.qa, query, QUOTE_CARDS)
+            articles = quote_articles(self.ctx.qa, found)
+            names = listed_names(self.ctx.qa, found)
+        except NewsQAError as exc:
+            yield render.render_error_html(f"Could not search the quotes: {exc}")
+            return
+        yield render.render_quotes_html(found, articles, speakers=names, total=total,
+                                        heading=_quotes_heading(query, len(found), total))
+
+
+# ---------------------------------------------------------------------------------------------
+# The named API endpoints (/ask, /index, /quotes, /speakers), for scripts using gradio_client
 
 
 class ApiEndpoints:
-    """The two public endpoints; every other event is private."""
+    """The public endpoints; every other event is private."""
 
     def __init__(self, ctx: AppContext) -> None:
         self.ctx = ctx
@@ -454,6 +560,37 @@ class ApiEndpoints:
                 return api_safe(self.ctx.qa.reindex().to_dict())
             except NewsQAError as exc:
                 raise gr.Error(str(exc)) from None
+
+    def quotes(self, speaker: str = "", topic: str = "", since: str = "", until: str = "",
+               sources: list[str] | None = None, limit: int | None = None) -> list[dict]:
+        """Quotes from the indexed articles: a speaker's (newest first), or those on a topic
+        (best first), within optional dates (YYYY-MM-DD) and sources. Each is
+        `Quote.to_dict()` plus the article's `title` and `url` and `merged_speaker`, the name
+        it is listed under in /speakers; `content` is `body[start:end]` of each of its
+        `content_spans` joined by " ... "."""
+        try:
+            query = quote_query(speaker, topic, since, until, sources)
+            found, _ = find_quotes(self.ctx.qa, query, limit)
+            articles = quote_articles(self.ctx.qa, found)
+            names = listed_names(self.ctx.qa, found)
+        except (ValueError, NewsQAError) as exc:
+            raise gr.Error(str(exc)) from None
+        out = []
+        for quote in found:
+            article = articles.get(quote.article_id)
+            out.append(quote.to_dict() | {"title": article.title if article else "",
+                                          "url": article.url if article else "",
+                                          "merged_speaker": names.get(quote.id, "")})
+        return api_safe(out)
+
+    def speakers(self, since: str = "", until: str = "", sources: list[str] | None = None
+                 ) -> list[dict]:
+        """Everyone quoted (merged names), with quote and article counts and first/last dates."""
+        try:
+            filters = parse_filters(sources, since, until)
+            return api_safe([s.to_dict() for s in self.ctx.qa.speakers(**filters)])
+        except (ValueError, NewsQAError) as exc:
+            raise gr.Error(str(exc)) from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -544,8 +681,9 @@ def ask_tab(ctx: AppContext) -> AskTab:
         with gr.Column(scale=2, min_width=340):
             gr.Markdown("### Sources")
             panel = gr.HTML(render.render_sources_html(None), elem_id="nq-sources")
+        turns = gr.State([])  # inside the tab: a State directly under gr.Tabs breaks the tab bar
     return AskTab(chatbot=chatbot, question=question, send=send, sources=sources, since=since,
-                  until=until, new_chat=new_chat, sources_panel=panel, turns=gr.State([]))
+                  until=until, new_chat=new_chat, sources_panel=panel, turns=turns)
 
 
 def _indexing_column(settings: Settings) -> dict[str, Any]:
@@ -582,7 +720,52 @@ def articles_tab(ctx: AppContext) -> ArticlesTab:
                              elem_id="nq-viewer")
         with gr.Column(scale=2):
             indexing = _indexing_column(ctx.settings)
-    return ArticlesTab(search=search, table=table, viewer=viewer, ids=gr.State([]), **indexing)
+        ids = gr.State([])  # inside the tab, as in ask_tab
+    return ArticlesTab(search=search, table=table, viewer=viewer, ids=ids, **indexing)
+
+
+@dataclass(frozen=True)
+class QuotesTab:
+    """The "Who said what" tab's components."""
+
+    speakers: gr.Dataframe
+    names: gr.State
+    speaker: gr.Dropdown
+    topic: gr.Textbox
+    since: gr.Textbox
+    until: gr.Textbox
+    search: gr.Button
+    results: gr.HTML
+
+
+def quotes_tab() -> QuotesTab:
+    """Everyone quoted (click a name for their quotes), a speaker and topic search, dates."""
+    with gr.Tab("Who said what", id="quotes"), gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            speakers = gr.Dataframe(
+                headers=["Speaker", "Quotes", "Articles", "First", "Last", "Also named"],
+                datatype=["str", "number", "number", "str", "str", "str"], interactive=False,
+                wrap=True, max_height=520, elem_id="nq-speakers",
+                column_widths=["30%", "10%", "10%", "15%", "15%", "20%"],
+                label="Speakers (click a name to see their quotes)")
+        with gr.Column(scale=3, min_width=420):
+            with gr.Row():
+                speaker = gr.Dropdown(choices=[], value=None, allow_custom_value=True,
+                                      filterable=True, label="Speaker (empty = anyone)",
+                                      elem_id="nq-quote-speaker")
+                topic = gr.Textbox(label="Topic", placeholder="e.g. intervention",
+                                   elem_id="nq-quote-topic")
+            with gr.Row():
+                since = gr.Textbox(label="From date", placeholder="YYYY-MM-DD",
+                                   elem_id="nq-quote-since")
+                until = gr.Textbox(label="To date", placeholder="YYYY-MM-DD",
+                                   elem_id="nq-quote-until")
+            search = gr.Button("Find quotes", variant="primary", elem_id="nq-quote-search")
+            results = gr.HTML('<p class="nq-muted">Click a speaker, or search by topic.</p>',
+                              elem_id="nq-quotes")
+        names = gr.State([])  # inside the tab, as in ask_tab
+    return QuotesTab(speakers=speakers, names=names, speaker=speaker, topic=topic,
+                     since=since, until=until, search=search, results=results)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -618,10 +801,26 @@ def wire_articles(demo: gr.Blocks, tab: ArticlesTab, stats: gr.HTML, sources: gr
               concurrency_limit=None, show_progress="hidden", **PRIVATE)
 
 
+def wire_quotes(demo: gr.Blocks, tab: QuotesTab, events: QuoteEvents) -> None:
+    """Speakers on page load and with the dates; a row click or a search shows quote cards."""
+    listing = [tab.speakers, tab.names, tab.speaker]
+    demo.load(events.list_speakers, [tab.since, tab.until], listing, concurrency_limit=None,
+              show_progress="hidden", **PRIVATE)
+    gr.on([tab.since.submit, tab.until.submit], events.list_speakers, [tab.since, tab.until],
+          listing, show_progress="hidden", concurrency_limit=None, **PRIVATE)
+    tab.speakers.select(events.choose_speaker, [tab.names, tab.since, tab.until],
+                        [tab.speaker, tab.topic, tab.results], **PRIVATE)
+    gr.on([tab.search.click, tab.topic.submit, tab.since.submit, tab.until.submit],
+          events.search_quotes, [tab.speaker, tab.topic, tab.since, tab.until], [tab.results],
+          **PRIVATE)
+
+
 def wire_api(endpoints: ApiEndpoints) -> None:
     """The named endpoints; /index shares the indexing slot with the Articles tab."""
     gr.api(endpoints.ask, api_name="ask")
     gr.api(endpoints.index, api_name="index", concurrency_id="index", concurrency_limit=1)
+    gr.api(endpoints.quotes, api_name="quotes")
+    gr.api(endpoints.speakers, api_name="speakers")
 
 
 def build_app(qa: NewsQA, *, warm: threading.Event | None = None) -> gr.Blocks:
@@ -638,6 +837,14 @@ def build_app(qa: NewsQA, *, warm: threading.Event | None = None) -> gr.Blocks:
     - `/index` — `client.predict(api_name="/index")` indexes new and changed files of the
       configured articles folder (settings.seeds_dir; uploads and other articles are kept) and
       returns the report: indexed, updated, unchanged, skipped, removed, errors [{file, reason}].
+    - `/quotes` — `client.predict(speaker="Elisabetta Trenta", topic="", api_name="/quotes")`;
+      optional `topic`, `since` / `until` (YYYY-MM-DD), `sources`, `limit`. Returns a list of
+      `Quote.to_dict()` (content, content_spans into the article body, speaker, speaker_name,
+      cue, venue, kind, published, source) each with the article's `title` and `url` and
+      `merged_speaker` (the name /speakers lists it under): a speaker's quotes newest first,
+      or the best matches of a topic first.
+    - `/speakers` — everyone quoted, merged names with aliases, quote and article counts,
+      first and last dates; optional `since` / `until`, `sources`.
 
     With a password set (NEWSQA_AUTH), pass it to the client: `Client(url, auth=(user, pw))`.
     Chat, upload and table events are private (not callable from scripts, not in the API page).
@@ -654,8 +861,10 @@ def build_app(qa: NewsQA, *, warm: threading.Event | None = None) -> gr.Blocks:
         with gr.Tabs():
             ask = ask_tab(ctx)
             articles = articles_tab(ctx)
+            quotes = quotes_tab()
         wire_chat(ask, ChatEvents(ctx))
         wire_articles(demo, articles, stats, ask.sources, ArticleEvents(ctx))
+        wire_quotes(demo, quotes, QuoteEvents(ctx))
         wire_api(ApiEndpoints(ctx))
     return demo
 

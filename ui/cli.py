@@ -32,12 +32,15 @@ EXAMPLES = {
              "  newsqa index articles/ --rebuild",
     "ask": "  newsqa ask \"What did Trenta say about intervention?\"\n"
            "  newsqa ask \"Who met Haftar?\" --source Xinhua --since 2019-01-01 --json",
+    "quotes": "  newsqa quotes\n  newsqa quotes --speaker Trenta --topic intervention\n"
+              "  newsqa quotes --speaker \"Giuseppe Conte\" --since 2019-04-01 --json",
     "serve": "  newsqa serve\n  NEWSQA_AUTH=desk:secret newsqa serve --host 0.0.0.0 --port 8080",
     "stats": "  newsqa stats\n  newsqa stats --json",
     "eval": "  newsqa eval --corpus ../shared/eval/realtimeqa/corpus.jsonl \\\n"
             "      --queries ../shared/eval/realtimeqa/queries_dev.jsonl --sample 20",
     "bench": "  newsqa bench\n  newsqa bench --only index --limit 200",
-    "train": "  newsqa train reader\n  newsqa train reader --limit 2 --out /tmp/reader",
+    "train": "  newsqa train reader\n  newsqa train reader --limit 2 --out /tmp/reader\n"
+             "  newsqa train quotes\n  newsqa train quotes --limit 3 --out /tmp/quotes",
 }
 
 
@@ -165,6 +168,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         until: str | None, sources: Sequence[str], llm: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed articles, quoting and citing them."""
     from qa.api import NewsQA  # LangChain: only for the commands that answer
+    from ui.render import describe_searched
 
     qa = NewsQA.from_settings(_settings(ctx, llm=llm))
     answer = qa.ask(question, k=top_k, since=since, until=until, sources=list(sources) or None)
@@ -172,6 +176,8 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         _emit_json(answer.to_dict())
         return
     click.echo(answer.text)
+    if answer.searched:
+        click.echo(f"({describe_searched(answer)})")
     if answer.citations:
         click.echo("\nSources:")
     for citation in answer.citations:
@@ -182,6 +188,70 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         click.echo(f"    \"{citation.quote}\"  [chars {citation.start}-{citation.end}]")
     for warning in answer.warnings:
         click.echo(f"warning: {warning}", err=True)
+
+
+@cli.command(epilog=_epilog("quotes"))
+@click.option("--speaker", help="Quotes of this person or outlet (any form of the name).")
+@click.option("--topic", help="Rank the quotes by closeness to this topic.")
+@click.option("--since", help="Only articles published on or after this date (YYYY-MM-DD).")
+@click.option("--until", help="Only articles published on or before this date (YYYY-MM-DD).")
+@click.option("--source", "sources", multiple=True, help="Only this source (repeatable).")
+@click.option("--limit", type=click.IntRange(1), help="Show at most N quotes.")
+@click.option("--speakers", "list_speakers", is_flag=True,
+              help="List the speakers quoted (the default without --speaker and --topic).")
+@click.option("--json", "as_json", is_flag=True, help="Print the quotes or speakers as JSON.")
+@click.pass_context
+def quotes(ctx: click.Context, speaker: str | None, topic: str | None, since: str | None,
+           until: str | None, sources: Sequence[str], limit: int | None, list_speakers: bool,
+           as_json: bool) -> None:
+    """Who said what: the quotes stored with the index, or the speakers quoted."""
+    from qa.api import NewsQA  # LangChain: only for the commands that answer
+
+    qa = NewsQA.from_settings(_settings(ctx))
+    chosen = list(sources) or None
+    if list_speakers or not (speaker or topic):
+        found = qa.speakers(since=since, until=until, sources=chosen)
+        if as_json:
+            _emit_json({"speakers": [s.to_dict() for s in found]})
+            return
+        _echo_speakers(found)
+        return
+    listed = qa.quotes(speaker=speaker, topic=topic, since=since, until=until,
+                       sources=chosen, limit=limit)
+    rows = [(quote, qa.speaker_of(quote), qa.quote_index.article(quote.article_id))
+            for quote in listed]
+    if as_json:
+        _emit_json({"quotes": [{**quote.to_dict(), "speaker_merged": name,
+                                "article": meta.to_dict() if meta else None}
+                               for quote, name, meta in rows]})
+        return
+    _echo_quotes(rows)
+
+
+def _echo_speakers(found: Sequence[Any]) -> None:
+    """One line per speaker: name, counts, date range, other forms."""
+    if not found:
+        click.echo("No quotes in the index (index articles first: newsqa index PATH).")
+    for person in found:
+        dates = "..".join(dict.fromkeys(d for d in (person.first, person.last) if d))
+        also = f"; also {', '.join(person.aliases)}" if person.aliases else ""
+        click.echo(f"{person.name}: {person.quote_count} quote(s) in {person.article_count} "
+                   f"article(s){', ' + dates if dates else ''}{also}")
+
+
+def _echo_quotes(rows: Sequence[tuple[Any, str, Any]]) -> None:
+    """Each quote: date, source, speaker and cue, the verbatim content, its article."""
+    if not rows:
+        click.echo("No quotes found.")
+    for quote, name, meta in rows:
+        head = " ".join(x for x in (quote.published[:10], quote.source) if x)
+        how = " ".join(x for x in (quote.cue, quote.venue) if x)
+        click.echo(f"{head} - {name or quote.speaker or 'unknown speaker'}"
+                   + (f" ({how})" if how else "") + ":")
+        click.echo(f"    \"{quote.content}\"")
+        where = ", ".join(x for x in ((meta.title or meta.id) if meta else quote.article_id,
+                                      meta.url if meta else "") if x)
+        click.echo(f"    {where} [chars {quote.start}-{quote.end}]")
 
 
 @cli.command(epilog=_epilog("serve"))
@@ -233,11 +303,13 @@ def stats(ctx: click.Context, as_json: bool) -> None:
 @click.option("--report-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("docs"), show_default=True,
               help="Where the Markdown report and its chart go.")
+@click.option("--time-words", is_flag=True, help="Let time words (\"this week\") narrow the "
+              "dates searched, counted from each question_date.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None,
-             limit: int | None, seed: int, report_dir: Path, quiet: bool,
+             limit: int | None, seed: int, report_dir: Path, time_words: bool, quiet: bool,
              as_json: bool) -> None:
     """Measure retrieval, answer support and refusals against newsqa's peers on a QA set."""
     from qa.eval.report import render_table
@@ -245,11 +317,98 @@ def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None
 
     with _progress(quiet) as progress:
         report = run_eval(corpus, queries, _settings(ctx), sample=sample, limit=limit,
-                          seed=seed, progress=progress, report_dir=report_dir)
+                          seed=seed, progress=progress, report_dir=report_dir,
+                          time_words=time_words)
     if as_json:
         _emit_json(report.to_dict())
     else:
         click.echo(render_table(report))
+
+
+@cli.command("eval-llm", epilog="\b\nExamples:\n  newsqa eval-llm\n"
+             "  cp -r data/eval/newsqa-HASH /tmp/store && newsqa eval-llm --eval-store "
+             "/tmp/store --corpus ../shared/eval/realtimeqa/corpus.jsonl \\\n"
+             "      --queries ../shared/eval/realtimeqa/queries_dev.jsonl --sample 30")
+@click.option("--llm", "spec", default="local:smollm2", show_default=True,
+              help="The chat model measured.")
+@click.option("--eval-store", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="A COPY of the store `newsqa eval` built (data/eval/newsqa-*) for the dev "
+              "questions; without it only the seed questions are asked.")
+@click.option("--corpus", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The corpus that store was built from (JSONL).")
+@click.option("--queries", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Dev questions (JSONL).")
+@click.option("--sample", type=click.IntRange(1), default=30, show_default=True,
+              help="Dev questions sampled (answerable ones, fixed seed).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Sampling seed.")
+@click.option("--max-new-tokens", type=click.IntRange(1), default=96, show_default=True,
+              help="Reply cap of a local model.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("test-output/llm-eval"), show_default=True,
+              help="Where the figures (JSON) and the generated sentences (JSONL) go.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+@click.pass_context
+def eval_llm(ctx: click.Context, spec: str, eval_store: Path | None, corpus: Path | None,
+             queries: Path | None, sample: int, seed: int, max_new_tokens: int, out: Path,
+             quiet: bool, as_json: bool) -> None:
+    """Measure a chat model's checked answers beside the offline answerer's (docs/llm.md)."""
+    from qa.eval.llm_measure import render_table, run_llm_measure, write_outputs
+
+    with _progress(quiet) as progress:
+        run = run_llm_measure(_settings(ctx), spec=spec, eval_store=eval_store, corpus=corpus,
+                              queries=queries, sample=sample, seed=seed,
+                              max_new_tokens=max_new_tokens, work_dir=out, progress=progress)
+    write_outputs(run, out)
+    if as_json:
+        _emit_json(run.to_dict())
+    else:
+        click.echo(render_table(run))
+
+
+def _quote_extractors(which: str) -> dict[str, Any]:
+    """The extractors `eval-quotes` scores: the rules (and their core-cue ablation), the
+    product's tagger, or both."""
+    from qa.eval.quotes_eval import PRODUCT, product_extractor, rule_extractors
+
+    apply_offline_env()
+    rules = rule_extractors() if which in ("rules", "both") else {}
+    return {**rules, **({PRODUCT: product_extractor()} if which in ("tagger", "both") else {})}
+
+
+@cli.command("eval-quotes", epilog="\b\nExamples:\n  newsqa eval-quotes --data "
+             "../shared/eval/polnear/dev.jsonl --out docs/quotes-eval.md\n"
+             "  newsqa eval-quotes --data ../shared/eval/polnear/train.jsonl --json")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              required=True, help="PolNeAR articles with attributions (JSONL).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              help="Write the Markdown report here (e.g. docs/quotes-eval.md).")
+@click.option("--limit", type=click.IntRange(1), help="Score only the first N articles.")
+@click.option("--extractor", type=click.Choice(["both", "rules", "tagger"]), default="both",
+              show_default=True, help="The rules of index.attribution, the learned tagger "
+              "the index uses on punctuated text, or both in one report.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
+def eval_quotes_command(data: Path, out: Path | None, limit: int | None, extractor: str,
+                        as_json: bool) -> None:
+    """Measure who-said-what extraction on PolNeAR: content, direct quotes, speakers."""
+    from qa.eval.quotes_eval import run_quotes_eval
+
+    command = ("newsqa eval-quotes --data " + str(data) + (f" --out {out}" if out else "")
+               + (f" --extractor {extractor}" if extractor != "both" else ""))
+    report = run_quotes_eval(data, out=out, limit=limit, command=command,
+                             extractors=_quote_extractors(extractor))
+    if as_json:
+        _emit_json(report)
+        return
+    for label, figures in report["results"].items():
+        click.echo(f"{label:<24} content overlap F1 {100 * figures['all']['overlap_f1']:5.1f}"
+                   f"  direct {100 * figures['direct']['overlap_f1']:5.1f}"
+                   f"  speaker {100 * figures['all']['speaker_match']:5.1f}")
+    for label, res in report["resolution"].items():
+        click.echo(f"{label:<24} resolution {100 * res['share_correct']:5.1f}"
+                   f" (unjudged {res['unjudged']})")
+    if out:
+        click.echo(f"wrote {out}")
 
 
 @cli.command(epilog=_epilog("bench"))
@@ -282,7 +441,7 @@ def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, eval_d
 
 @cli.group(epilog=_epilog("train"))
 def train() -> None:
-    """Train newsqa's own small weights from the RealTime QA training weeks."""
+    """Train newsqa's own small weights (RealTime QA training weeks, PolNeAR train)."""
 
 
 @train.command("reader", epilog=_epilog("train"))
@@ -314,6 +473,34 @@ def train_reader_command(train_dir: Path, out: Path | None, limit: int | None,
         click.echo(f"{name:<11} held-out hit@1 {100 * figures['hit_at_1']:5.1f} %")
     click.echo(f"chose {metadata['chosen']}; wrote {out or WEIGHTS_DIR} "
                f"(sha256 {metadata['weights_sha256'][:12]})")
+
+
+@train.command("quotes", epilog=_epilog("train"))
+@click.option("--data", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("../shared/eval/polnear/train.jsonl"), show_default=True,
+              help="PolNeAR training articles; never dev.jsonl.")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the weights [default: newsqa's index/weights/quotes].")
+@click.option("--limit", type=click.IntRange(1), help="Tiny run: N articles, one step.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metadata as JSON.")
+def train_quotes_command(data: Path, out: Path | None, limit: int | None, quiet: bool,
+                         as_json: bool) -> None:
+    """Train the attribution tagger's head on MiniLM token states; figures beside the weights."""
+    from index.quote_tagger import WEIGHTS_DIR as QUOTE_WEIGHTS
+    from qa.eval.train_quotes import train_quotes
+
+    apply_offline_env()
+    with _progress(quiet) as progress:
+        metadata = train_quotes(data, out or QUOTE_WEIGHTS, limit=limit, progress=progress)
+    if as_json:
+        _emit_json(metadata)
+        return
+    held = metadata["held_out"]
+    click.echo(f"held-out content overlap F1 {100 * held['content_overlap_f1']:5.1f} %, "
+               f"speaker {100 * held['speaker_match']:5.1f} % (epoch {metadata['chosen_epoch']})")
+    click.echo(f"wrote {out or QUOTE_WEIGHTS} (sha256 {metadata['weights_sha256'][:12]}) "
+               f"in {metadata['total_seconds']:.0f} s")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

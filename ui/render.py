@@ -1,4 +1,4 @@
-"""Pure HTML builders for the web chat: answers, source cards, article bodies, tables.
+"""Pure HTML builders for the web chat: answers, source cards, article bodies, tables, quotes.
 
 Every piece of article or question text goes through `html.escape` here, so an article that
 contains markup (a <script>, an <img onerror>) is shown as text and never runs.
@@ -12,9 +12,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from index.records import Article, ArticleMeta
+from index.records import Article, ArticleMeta, Quote
 from qa.markers import format_marker, iter_markers
-from qa.records import Answer, Citation, Passage
+from qa.records import Answer, Citation, Passage, Speaker
 
 #: Characters of passage shown around a quoted span in a source card.
 CONTEXT_CHARS = 280
@@ -204,6 +204,16 @@ def describe_filters(sources: Sequence[str] | None = None, since: str | None = N
     return "; ".join(parts)
 
 
+def describe_searched(answer: Answer) -> str:
+    """Which days an answer searched ("Searched articles from X to Y"; "" when unbounded)."""
+    if not answer.searched:
+        return ""
+    since, until = answer.searched
+    if since and until:
+        return f"Searched articles from {since} to {until}"
+    return f"Searched articles from {since} on" if since else f"Searched articles up to {until}"
+
+
 def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | None = None,
                         *, turn: int = 0, filters: str = "") -> str:
     """The sources panel for one answer: its citation cards, then "see also" passages."""
@@ -219,6 +229,8 @@ def render_sources_html(answer: Answer | None, bodies: Mapping[str, Article] | N
     standalone = answer.standalone_question.strip()
     if standalone and standalone != answer.question.strip():
         parts.append(f'<p class="nq-question">Searched as: <q>{esc(standalone)}</q></p>')
+    if answer.searched:
+        parts.append(f'<p class="nq-question nq-searched">{esc(describe_searched(answer))}</p>')
     if not answer.found:
         parts.append('<p class="nq-notice">No indexed article answers this question. '
                      "The closest passages are listed below; check them yourself.</p>")
@@ -382,3 +394,174 @@ def render_stats_html(stats: Mapping[str, Any]) -> str:
     if first and last:
         parts.append(f"dated {first} to {last}")
     return f'<span class="nq-stats">{esc(" · ".join(parts))}</span>'
+
+
+# ---------------------------------------------------------------------------------------------
+# Who said what: speaker table rows, quote cards, the "copy as citation" line
+
+#: Characters of article shown at most on each side of a quote when no sentence break is near.
+QUOTE_CONTEXT_CHARS = 160
+#: Where a sentence ends, for the context shown around a quote.
+_SENTENCE_BREAKS = (". ", "! ", "? ", ".\n", "\n")
+#: Quotation marks taken off the ends of a quote's content and swapped inside a citation.
+_OUTER_QUOTES = "\"“”„«»‘’'"
+_INNER_QUOTES = str.maketrans({'"': "'", "“": "‘", "”": "’"})
+
+
+def speaker_rows(speakers: Iterable[Speaker]) -> list[list[Any]]:
+    """Rows of the speakers table: name, quotes, articles, first date, last date, other names."""
+    return [[s.name, s.quote_count, s.article_count, format_date(s.first) or "—",
+             format_date(s.last) or "—", ", ".join(s.aliases)] for s in speakers]
+
+
+def quote_citation(quote: Quote, article: ArticleMeta | None = None, *, speaker: str = ""
+                   ) -> str:
+    """The quote as a plain-text citation a journalist can paste:
+    `"content" - Speaker (to Venue), Outlet, YYYY-MM-DD, URL` (parts that are unknown left out;
+    the article's title instead of a URL it has none; inner double quotes made single).
+    `speaker`: the merged name the quote is listed under (default: the quote's own name)."""
+    content = " ".join(quote.content.split()).strip(_OUTER_QUOTES + " ")
+    who = speaker or quote.name or "unnamed source"
+    if quote.venue:
+        who += f" (to {quote.venue})"
+    parts = [f'"{content.translate(_INNER_QUOTES)}" - {who}']
+    outlet = (article.source if article else "") or quote.source
+    when = format_date(quote.published or (article.published if article else ""))
+    parts += [p for p in (outlet, when) if p]
+    url = safe_url(article.url) if article else ""
+    if url:
+        parts.append(url)
+    elif article and article.title:
+        parts.append(f'"{article.title.translate(_INNER_QUOTES)}"')
+    return ", ".join(parts)
+
+
+def _quote_spans(quote: Quote) -> list[tuple[int, int, str]]:
+    """The quote's spans with the tag each is shown in: content first, then who, cue, venue."""
+    spans = [(a, b, "mark") for a, b in quote.content_spans]
+    for span, tag in ((quote.speaker_span, "strong"), (quote.cue_span, "em"),
+                      (quote.venue_span, "em")):
+        if span is not None:
+            spans.append((span[0], span[1], tag))
+    return spans
+
+
+def tag_spans(text: str, spans: Iterable[tuple[int, int, str]]) -> str:
+    """Escaped `text` with each (start, end, tag) span wrapped in <tag>; a span overlapping
+    an earlier one in `spans` is left out (so list the most important first)."""
+    kept: list[tuple[int, int, str]] = []
+    for start, end, tag in spans:
+        start, end = max(0, start), min(len(text), end)
+        if end > start and all(end <= a or start >= b for a, b, _ in kept):
+            kept.append((start, end, tag))
+    out: list[str] = []
+    pos = 0
+    for start, end, tag in sorted(kept):
+        out.append(esc(text[pos:start]))
+        out.append(f"<{tag}>{esc(text[start:end])}</{tag}>")
+        pos = end
+    out.append(esc(text[pos:]))
+    return "".join(out)
+
+
+def _sentence_bounds(body: str, lo: int, hi: int, reach: int) -> tuple[int, int]:
+    """[lo, hi) widened to the sentence breaks within `reach` characters, else to a word break
+    `reach` characters out (text with its punctuation stripped has no sentences)."""
+    before = body[max(0, lo - reach):lo]
+    cuts = [before.rfind(mark) + len(mark) for mark in _SENTENCE_BREAKS if mark in before]
+    if cuts:
+        start = lo - len(before) + max(cuts)
+    elif lo - reach <= 0:
+        start = 0
+    else:
+        space = before.find(" ")
+        start = lo - len(before) + space + 1 if space != -1 else lo - len(before)
+    after = body[hi:hi + reach]
+    ends = [after.find(mark) + 1 for mark in _SENTENCE_BREAKS if mark in after]
+    if ends:
+        end = hi + min(ends)
+    elif hi + reach >= len(body):
+        end = len(body)
+    else:
+        space = after.rfind(" ")
+        end = hi + space if space != -1 else hi + len(after)
+    return start, end
+
+
+def quote_context_html(quote: Quote, body: str, reach: int = QUOTE_CONTEXT_CHARS) -> str:
+    """The sentence(s) around a quote, escaped, with the content marked, the speaker mention in
+    <strong> and the cue and venue in <em>; the content alone when the spans are not in `body`."""
+    if not quote.matches(body):
+        return f"<mark>{esc(quote.content)}</mark>"
+    spans = _quote_spans(quote)
+    lo, hi = _sentence_bounds(body, min(s[0] for s in spans), max(s[1] for s in spans), reach)
+    inner = tag_spans(body[lo:hi], [(a - lo, b - lo, tag) for a, b, tag in spans])
+    return ("… " if lo > 0 else "") + inner.strip() + (" …" if hi < len(body) else "")
+
+
+def _quote_heading(quote: Quote, name: str) -> str:
+    """Who (and the mention as written, when it is not part of the name), the cue and venue,
+    the kind."""
+    head = f'<span class="nq-title nq-speaker">{esc(name or "Unnamed source")}</span>'
+    if name and quote.speaker and quote.speaker.lower() not in name.lower():
+        head += f' <span class="nq-muted nq-mention">(as “{esc(quote.speaker)}”)</span>'
+    said = " ".join(p for p in (quote.cue, quote.venue) if p)
+    if said:
+        head += f' <span class="nq-muted nq-cue">{esc(said)}</span>'
+    if quote.kind:
+        label = "direct quote" if quote.kind == "direct" else "indirect"
+        head += f' <span class="nq-muted nq-kind">· {label}</span>'
+    return head
+
+
+def render_quote_card(quote: Quote, article: Article | None = None, *, speaker: str = ""
+                      ) -> str:
+    """One quote: who said it, the article (title, source, date, link), the content marked in
+    its sentence, a "copy as citation" line, and the full article one click away.
+    `speaker`: the merged name the quote is listed under (default: the quote's own name)."""
+    meta = article.meta if article is not None else None
+    name = speaker or quote.name
+    if article is not None:
+        title = esc(article.title or "(untitled)")
+        source = (f'<div class="nq-quote-article">from <span class="nq-title">{title}</span></div>'
+                  + render_meta_html(article.meta))
+        passage = quote_context_html(quote, article.body)
+    else:
+        when = format_date(quote.published) or "date unknown"
+        source = (f'<div class="nq-meta"><span class="nq-source">'
+                  f'{esc(quote.source or "unknown source")}</span> · '
+                  f'<span class="nq-date">{esc(when)}</span></div>')
+        passage = f"<mark>{esc(quote.content)}</mark>"
+    citation = esc(quote_citation(quote, meta, speaker=name))
+    return (f'<article class="nq-card nq-quote" id="nq-quote-{esc(quote.id)}" '
+            f'data-speaker="{esc(name)}">'
+            f"<header>{_quote_heading(quote, name)}</header>{source}"
+            f'<blockquote class="nq-passage">{passage}</blockquote>'
+            '<div class="nq-cite-line"><span class="nq-muted">Copy as citation:</span> '
+            '<code class="nq-citation" style="user-select: all; font-size: .85em">'
+            f"{citation}</code> "
+            '<button type="button" class="nq-copy" title="Copy the citation" '
+            'onclick="navigator.clipboard &amp;&amp; navigator.clipboard.writeText('
+            "this.previousElementSibling.textContent)\">Copy</button></div>"
+            + (_article_details(article, list(quote.content_spans)) if article else "")
+            + "</article>")
+
+
+def render_quotes_html(quotes: Sequence[Quote], articles: Mapping[str, Article],
+                       *, speakers: Mapping[str, str] | None = None, heading: str = "",
+                       total: int | None = None) -> str:
+    """The quote cards of one search, under a heading ("Elisabetta Trenta · 4 quotes");
+    `speakers` maps quote ids to the merged names they are listed under."""
+    speakers = speakers or {}
+    parts = ['<div class="nq-sources nq-quotes">']
+    if heading:
+        parts.append(f'<p class="nq-question">{esc(heading)}</p>')
+    if not quotes:
+        parts.append('<p class="nq-muted">No quotes match.</p>')
+    elif total is not None and total > len(quotes):
+        parts.append(f'<p class="nq-muted">Showing the first {len(quotes)} of {total} quotes; '
+                     "narrow the search with a topic or dates.</p>")
+    parts += [render_quote_card(q, articles.get(q.article_id), speaker=speakers.get(q.id, ""))
+              for q in quotes]
+    parts.append("</div>")
+    return "".join(parts)

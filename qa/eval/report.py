@@ -335,8 +335,9 @@ def _md_systems(report: EvalReport) -> list[str]:
             "- **textbook**: the LangChain recipe: `RecursiveCharacterTextSplitter("
             "chunk_size=1000, chunk_overlap=200)`, `HuggingFaceEmbeddings` of the same bundled "
             "model (normalised), `langchain_chroma.Chroma`, `similarity_search`.",
-            "- **bm25**: BM25 alone (bm25s, English stemming and stop words; "
-            "`index.keyword`) over the same chunks as newsqa.", "",
+            "- **bm25**: BM25 alone (`index.keyword`: bm25s's Lucene scoring over an incremental "
+            "SQLite inverted index, the project's stemmer and stop words) over the same chunks "
+            "as newsqa.", "",
             "newsqa's retrieval defaults (qa/retriever.py) were chosen on the RealTime QA "
             "dev questions, so on that set its figures are not held-out."]
 

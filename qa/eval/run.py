@@ -2,8 +2,10 @@
 answer as `newsqa ask` would, and score retrieval, answer support and refusals.
 
 `run_eval` indexes the selected articles into their own cached store, answers every question
-with until=question_date, then asks an unanswerable variant of it (its gold articles and every
-article containing the answer left out) and builds an `EvalReport`.
+with until=question_date and question_date (with `time_words=True`, time words such as "this
+week" also narrow the dates, counted from the question_date), then asks an unanswerable
+variant of it (its gold articles and every article containing the answer left out) and builds
+an `EvalReport`.
 """
 
 from __future__ import annotations
@@ -147,8 +149,10 @@ class EvalRun:
     """One evaluation: the selected data, the eval store, the systems and what they did."""
 
     def __init__(self, settings: Settings, questions: Sequence[EvalQuestion],
-                 docs: Sequence[CorpusDoc], *, progress: StageProgress | None) -> None:
+                 docs: Sequence[CorpusDoc], *, progress: StageProgress | None,
+                 time_words: bool = False) -> None:
         self.settings = settings
+        self.time_words = time_words
         self.questions = list(questions)
         self.docs = list(docs)
         self.progress = progress
@@ -280,7 +284,7 @@ class EvalRun:
         """Ask the question over every article; judge the answer's support."""
         assert self.qa is not None and self.mapping is not None
         begin = time.perf_counter()
-        answer = self.qa.ask(question.query, until=question.question_date or None)
+        answer = self.qa.ask(question.query, **self.dates(question))
         tally.latencies.append(time.perf_counter() - begin)
         judged = judge_answer(answer, question, self.mapping)
         tally.supported += judged["supported"]
@@ -300,11 +304,16 @@ class EvalRun:
         self.per_question[number]["excluded"] = len(left_out)
         if not allowed:
             return
-        variant = self.qa.ask(question.query, until=question.question_date or None,
-                              article_ids=allowed)
+        variant = self.qa.ask(question.query, article_ids=allowed, **self.dates(question))
         tally.unanswerable += 1
         tally.refused += not variant.found
         self.per_question[number]["refused_unanswerable"] = not variant.found
+
+    def dates(self, question: EvalQuestion) -> dict[str, Any]:
+        """The date arguments of ask for `question`: until and question_date are its
+        question_date, and time words count from it (when the run reads them)."""
+        day = question.question_date or None
+        return {"until": day, "question_date": day, "time_words": self.time_words}
 
     def results(self) -> tuple[QuestionResult, ...]:
         return tuple(
@@ -378,12 +387,15 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
              limit: int | None = None, seed: int = 0,
              systems: Sequence[str | RankingSystem] = DEFAULT_SYSTEMS, refusal: bool = True,
              progress: StageProgress | None = None, report_dir: Path | None = None,
-             distractors: int = DISTRACTORS_PER_QUESTION) -> EvalReport:
+             distractors: int = DISTRACTORS_PER_QUESTION, time_words: bool = False
+             ) -> EvalReport:
     """Evaluate newsqa and its peers on a QA set; see the module docstring.
 
     `systems` names built-in systems ("newsqa", "textbook", "bm25", "random") or passes
     RankingSystem objects (scored on retrieval only). Writes the Markdown report to
-    `report_dir` when given.
+    `report_dir` when given. `time_words=True` lets the questions' time words narrow the
+    dates (off by default: the training weeks' distant-supervision evidence is often older
+    than the question's week, so the quality floor would measure the data, not the answers).
     """
     wall = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -393,7 +405,7 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     questions, docs = select(all_questions, all_docs, sample=sample, limit=limit, seed=seed,
                              distractors=distractors)
     names = _check_systems(systems)
-    run = EvalRun(settings, questions, docs, progress=progress)
+    run = EvalRun(settings, questions, docs, progress=progress, time_words=time_words)
     run.index_newsqa()
     runners = {name: run.runner(item, seed) for name, item in zip(names, systems, strict=True)}
     run.warm_up(runners)
@@ -409,7 +421,7 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
         selection={"sample": sample, "limit": limit, "seed": seed,
                    "distractors_per_question": distractors if sample else None,
                    "depth": DEPTH, "date_rule": "until=question_date for every system",
-                   "systems": names, "refusal": refusal},
+                   "systems": names, "refusal": refusal, "time_words": time_words},
         counts=_counts(run, len(all_questions), len(all_docs)), systems=scores,
         refusal=refusal_scores, timings=run.timings, cache=run.cache,
         settings=run.store_settings.to_dict(), environment=environment(settings),

@@ -197,7 +197,8 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
     real_upsert = Store.upsert_articles
     calls = {"n": 0}
 
-    def crashing(self: Store, items: list[tuple[Article, list[Chunk], np.ndarray]]) -> None:
+    def crashing(self: Store, items: list[tuple[Article, list[Chunk], np.ndarray]],
+                 quotes: object = None) -> None:
         calls["n"] += 1
         if calls["n"] == 4:  # die after writing the chunks but before the article record
             article, chunks, embeddings = items[0]
@@ -207,7 +208,7 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
                              metadatas=[{"article_id": article.id, "ordinal": c.ordinal,
                                          "start": c.start, "end": c.end} for c in chunks])
             raise RuntimeError("simulated crash")
-        real_upsert(self, items)
+        real_upsert(self, items, quotes)
 
     monkeypatch.setattr(Store, "upsert_articles", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):

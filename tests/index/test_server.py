@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import subprocess
@@ -141,3 +142,64 @@ def test_reset_against_a_dead_server_is_an_error_not_a_success(tmp_path: Path) -
         server.wait(timeout=15)
         with pytest.raises(StoreError, match="cannot delete collection 'resettest'"):
             store.reset()
+
+
+def index_elsewhere(url: str, data_dir: Path, collection: str, news: Path) -> dict[str, object]:
+    """`newsqa index` in its own process on its own data folder (another machine's indexer)."""
+    newsqa = Path(sys.executable).with_name("newsqa")
+    done = subprocess.run(
+        [str(newsqa), "--data-dir", str(data_dir), "--chroma-url", url, "--collection",
+         collection, "index", str(news), "--json"], capture_output=True, text=True,
+        timeout=600, env={**os.environ, **OFFLINE_ENV})
+    assert done.returncode == 0, done.stderr[-2000:]
+    return json.loads(done.stdout)
+
+
+def test_a_second_data_folder_follows_another_machines_indexing(
+        chroma_url: str, tmp_path: Path, embedder: Embedder) -> None:
+    """Process A (its data folder) indexes into the server; B's running retriever (another
+    data folder, its own keyword index) finds A's new article by keyword and by meaning
+    without a restart, and after A prunes it no longer does. B's keyword catch-up fetches
+    chunks from the server and needs no model."""
+    from qa.retriever import RetrievalConfig, Retriever
+
+    collection = "followtest"
+    news = news_folder(tmp_path / "news")
+    (news / "strike.txt").unlink()
+    first = index_elsewhere(chroma_url, tmp_path / "machine-a", collection, news)
+    assert first["articles"] == 1
+
+    settings_b = Settings(data_dir=tmp_path / "machine-b", chroma_url=chroma_url,
+                          collection=collection)
+    unloaded = Embedder()
+    keyword_only = Retriever(settings_b, embedder=unloaded,
+                             store=Store(settings_b, model_name=settings_b.embedding_model),
+                             config=RetrievalConfig(mode="keyword"))
+    dense_only = Retriever(settings_b, embedder=embedder,
+                           store=Store(settings_b, model_name=settings_b.embedding_model),
+                           config=RetrievalConfig(mode="dense"))
+    query = "Quintavalle dockers Stremnikova harbour walkout"
+    assert all(p.article.title != "Harbour walkout ends"
+               for p in keyword_only.retrieve(query, k=3))
+    assert (settings_b.keyword_dir / "keyword.sqlite3").is_file()
+
+    (news / "walkout.txt").write_text(
+        "Harbour walkout ends\n\nQuintavalle dockers led by Stremnikova ended the harbour "
+        "walkout on Friday after a pay deal.\n", encoding="utf-8")
+    added = index_elsewhere(chroma_url, tmp_path / "machine-a", collection, news)
+    assert added["indexed"] == 1 and added["articles"] == 2
+
+    found = keyword_only.retrieve(query, k=3)
+    assert found and found[0].article.title == "Harbour walkout ends"
+    assert found[0].keyword_score and found[0].keyword_score > 0
+    assert dense_only.retrieve(query, k=1)[0].article.title == "Harbour walkout ends"
+    assert not unloaded.is_loaded  # the keyword catch-up read the server, no model
+
+    (news / "walkout.txt").unlink()
+    pruned = index_elsewhere(chroma_url, tmp_path / "machine-a", collection, news)
+    assert pruned["removed"] == 1 and pruned["articles"] == 1
+    assert all(p.article.title != "Harbour walkout ends"
+               for p in keyword_only.retrieve(query, k=3))
+    assert all(p.article.title != "Harbour walkout ends"
+               for p in dense_only.retrieve(query, k=3))
+    assert not unloaded.is_loaded

@@ -61,11 +61,11 @@ class _AlwaysCovered:
         return Analysis(QuestionInfo.parse(question), [], Coverage(True, "", 1.0))
 
 
-def answerer(embedder: Any, *replies: str, today: date | None = None
-             ) -> tuple[LLMAnswerer, RecordingChat]:
+def answerer(embedder: Any, *replies: str, today: date | None = None,
+             cite_uncited: bool = False) -> tuple[LLMAnswerer, RecordingChat]:
     model = RecordingChat(responses=list(replies), seen=[])
     return LLMAnswerer(model, Gate(_AlwaysCovered()), checker=SupportChecker(embedder),
-                       today=today), model
+                       today=today, cite_uncited=cite_uncited), model
 
 
 def streamer(embedder: Any, reply: str, **kwargs: Any) -> LLMAnswerer:
@@ -279,3 +279,62 @@ def test_newsqa_streams_only_checked_sentences(qa) -> None:  # type: ignore[no-u
     assert isinstance(final, Answer) and final.found and final.answerer == "llm"
     assert "".join(i for i in items[:-1] if isinstance(i, str)) == final.text
     assert "Bogus" not in final.text and "the option does not exist" in final.text
+
+
+# --- a sentence the model left uncited is cited by the support check, or dropped --------------
+
+def test_uncited_supported_sentence_is_cited_by_the_check(embedder) -> None:  # type: ignore[no-untyped-def]
+    qa_llm, _ = answerer(embedder, "Trenta ruled out an armed intervention in Libya [1]. Conte "
+                         "said Haftar has always played an important role.", cite_uncited=True)
+    answer = qa_llm.answer("What did Trenta and Conte say?", seed_passages())
+    assert answer.found and answer.answerer == "llm"
+    assert answer.text == ("Trenta ruled out an armed intervention in Libya [1]. Conte said "
+                           "Haftar has always played an important role [2].")
+    assert [c.chunk_id for c in answer.citations] == [seed_passages()[0].chunk.id,
+                                                      seed_passages()[2].chunk.id]
+    assert "Haftar has always played an important role" in answer.citations[1].quote
+    assert any(w.startswith("sentence 2 had no citation from the model; cited to [2] by the "
+                            "support check") for w in answer.warnings), answer.warnings
+    assert not any("dropped" in w for w in answer.warnings)
+
+
+def test_by_default_an_uncited_sentence_is_dropped_unread(embedder) -> None:  # type: ignore[no-untyped-def]
+    qa_llm, _ = answerer(embedder, "Conte said Haftar has always played an important role.")
+    answer = qa_llm.answer("What did Conte say?", seed_passages())
+    assert not answer.found and "Haftar" not in answer.text
+    assert any("dropped (no citation)" in w for w in answer.warnings), answer.warnings
+
+
+def test_uncited_unsupported_sentence_is_dropped(embedder) -> None:  # type: ignore[no-untyped-def]
+    for passages in ([capital_passage()], seed_passages()):
+        qa_llm, _ = answerer(embedder, "The capital of France is Paris.", cite_uncited=True)
+        answer = qa_llm.answer("What is the capital of France?", passages)
+        assert not answer.found and "Paris" not in answer.text
+        assert any("dropped (no citation)" in w for w in answer.warnings), answer.warnings
+        assert not any("by the support check" in w for w in answer.warnings)
+
+
+def test_wrong_citation_is_not_reassigned_by_the_check(embedder) -> None:  # type: ignore[no-untyped-def]
+    # passage [3] supports it; the model cited [1], which does not: dropped, not re-cited
+    qa_llm, _ = answerer(embedder, "Conte said Haftar has always played an important role [1].",
+                         cite_uncited=True)
+    answer = qa_llm.answer("What did Conte say about Haftar?", seed_passages())
+    assert not answer.found
+    assert any(w.startswith("sentence dropped (") and "Haftar" in w for w in answer.warnings)
+    assert not any("by the support check" in w for w in answer.warnings)
+
+
+def test_stream_of_check_cited_sentences_equals_the_answer(embedder) -> None:  # type: ignore[no-untyped-def]
+    reply = ("Conte said Haftar has always played an important role. The moon is cheese. "
+             "Trenta ruled out an armed intervention in Libya [1][3].")
+    items = list(streamer(embedder, reply, cite_uncited=True).stream("What did they say?",
+                                                                     seed_passages()))
+    pieces, final = items[:-1], items[-1]
+    assert isinstance(final, Answer)
+    assert pieces == ["Conte said Haftar has always played an important role [1].",
+                      " Trenta ruled out an armed intervention in Libya [2][1]."]
+    assert "".join(pieces) == final.text
+    assert final.citations[0].chunk_id == seed_passages()[2].chunk.id
+    asked, _ = answerer(embedder, reply, cite_uncited=True)
+    assert final == asked.answer("What did they say?", seed_passages()), "ask and stream alike"
+    assert any("moon" in w and "dropped (no citation)" in w for w in final.warnings)

@@ -55,7 +55,7 @@ def test_offline_stream_ends_with_the_answer_ask_gives(qa: NewsQA) -> None:
         text, final = drain(qa.pipeline.stream(request))
         asked = qa.pipeline.ask(request)
         assert final == asked and text == asked.text
-        assert final.answerer == "extractive"
+        assert final.answerer == "quotes"  # "what did X say": the quote index (issue 13)
 
 
 def test_llm_stream_ends_with_the_answer_ask_gives(qa: NewsQA) -> None:

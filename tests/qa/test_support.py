@@ -9,7 +9,13 @@ import pytest
 from index.records import Article
 from qa.eval.llm_check import load_cases, score
 from qa.records import Passage
-from qa.sentences import SentenceBuffer, SentenceCheck, split_sentences
+from qa.sentences import (
+    SentenceBuffer,
+    SentenceCheck,
+    on_topic,
+    split_sentences,
+    with_marker,
+)
 from qa.support import (
     INVENTED_QUOTE,
     NAME_OR_NUMBER,
@@ -153,3 +159,62 @@ def test_measured_precision_and_recall_on_the_labelled_seed_cases(
     keep_nothing = score("drop all", SupportChecker(checker.embedder, min_similarity=9,
                                                     min_overlap=9), cases)
     assert keep_nothing.precision < result.precision, "dropping everything is no check"
+
+
+def test_best_support_picks_the_passage_that_supports_alone(checker: SupportChecker) -> None:
+    passages = seed_passages()
+    found = checker.best_support("Conte said Haftar has always played an important role",
+                                 passages)
+    assert found is not None and found[0] == 2 and found[1].supported
+    assert checker.best_support("The capital of France is Paris",
+                                [capital_and_france(), eu_passage()]) is None
+    assert checker.best_support("Conte said the option does not exist", trenta()) is None
+
+
+def test_uncited_sentence_gets_a_marker_or_is_dropped(checker: SupportChecker) -> None:
+    assert with_marker("Paris is nice.", 2) == "Paris is nice [2]."
+    assert with_marker('Trenta said "No."', 1) == 'Trenta said "No." [1]'
+    assert with_marker("No end", 3) == "No end [3]"
+    check = SentenceCheck(seed_passages(), checker, question="What did Trenta say?",
+                          cite_uncited=True)
+    shown = check.add("Trenta ruled out an armed intervention in Libya.", "")
+    assert shown == "Trenta ruled out an armed intervention in Libya [1]."
+    assert check.last_assigned == 1 and "by the support check" in check.notes[-1]
+    assert check.add("The capital of France is Paris.", "") == ""
+    assert check.last_assigned is None and "dropped (no citation)" in check.notes[-1]
+    old_rule = SentenceCheck(seed_passages(), checker)  # the default: the model's own [n] only
+    assert old_rule.add("Trenta ruled out an armed intervention in Libya.", "") == ""
+
+
+def test_uncited_sentence_is_never_cited_to_an_off_topic_passage(
+        checker: SupportChecker) -> None:
+    eu = eu_passage()
+    assert not on_topic("What did Trenta say?", eu) and on_topic("What about Brussels?", eu)
+    assert on_topic("Why?", eu), "a question without content words restricts nothing"
+    sentence = split_sentences(eu.chunk.text)[0][0]
+    assert checker.best_support(sentence, [eu]) is not None
+    check = SentenceCheck([eu], checker, question="What did Trenta say?", cite_uncited=True)
+    assert check.add(sentence, "") == ""
+
+
+def test_measurements_count_check_citations_apart(checker: SupportChecker) -> None:
+    from qa.eval.llm_check import Case, kept_by_answerer
+    from qa.eval.llm_measure import KEPT, KEPT_BY_CHECK, SetFigures, replay
+
+    reply = ("Trenta ruled out an armed intervention in Libya [1]. Conte said Haftar has "
+             "always played an important role. The moon is cheese.")
+    verdicts, text = replay(reply, seed_passages(), checker, "What did they say?",
+                            cite_uncited=True)
+    assert [(v[1], v[3]) for v in verdicts] == [(KEPT, None), (KEPT_BY_CHECK, 3),
+                                                ("no citation", None)]
+    assert text.endswith("important role [2].")
+    figures = SetFigures("seed")
+    figures.verdicts.update(v[1] for v in verdicts)
+    row = figures.to_dict()
+    assert (row["kept_sentences"], row["kept_by_check"]) == (1, 1)
+    assert row["dropped"] == {"no citation": 1}
+    texts = tuple(p.chunk.text for p in seed_passages())
+    sentence = "Conte said Haftar has always played an important role."
+    question = "What did Conte say?"
+    assert kept_by_answerer(checker, Case(sentence, texts, True, question, cited=False))[0]
+    assert not kept_by_answerer(checker, Case(sentence, texts[:1], True, question, cited=False))[0]

@@ -1,4 +1,5 @@
-"""The named API endpoints through gradio_client: /ask and /index, nothing else exposed."""
+"""The named API endpoints through gradio_client: /ask and /index (/quotes and /speakers in
+test_quotes_tab.py), nothing else exposed."""
 
 from __future__ import annotations
 
@@ -23,9 +24,9 @@ def client(live_app: LiveApp) -> Iterator[Any]:
         c.close()
 
 
-def test_only_ask_and_index_are_public(client: Any) -> None:
+def test_only_the_named_endpoints_are_public(client: Any) -> None:
     endpoints = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
-    assert set(endpoints) == {"/ask", "/index"}
+    assert set(endpoints) == {"/ask", "/index", "/quotes", "/speakers"}
 
 
 def test_ask_returns_answer_with_verifiable_citations(client: Any, live_app: LiveApp) -> None:

@@ -1,0 +1,445 @@
+"""The learned attribution tagger: BIO tags for SOURCE / CUE / CONTENT from MiniLM token states.
+
+The frozen bundled all-MiniLM-L6-v2 (through `index.embedding`) gives last-layer token states;
+a small head (projection + BiGRU + linear, newsqa's own weights in index/weights/quotes/,
+loaded by path and sha256-checked) adds casing and punctuation features read from the cased
+text through the tokenizer's offsets (the tokenizer is uncased) and tags every word piece.
+Tags decode to `index.attribution.Attribution` (content, source, cue) spans, the shape the
+rules give, so stage 2 (`to_quotes`, speaker resolution) serves both. Training lives in
+qa/eval/train_quotes.py; torch is imported inside.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from index.attribution import Attribution
+from index.embedding import Embedder, get_embedder, torch_threads
+from index.errors import IndexingError
+from index.settings import BUNDLED_MODEL
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
+
+WEIGHTS_DIR = Path(__file__).parent / "weights" / "quotes"
+WEIGHTS_FILE = "tagger.pt"
+SHA_FILE = "tagger.pt.sha256"
+METADATA_FILE = "metadata.json"
+KINDS = ("SOURCE", "CUE", "CONTENT")
+TAGS = ("O", *(f"{p}-{k}" for k in KINDS for p in "BI"))
+#: Encoder windows in word pieces (special tokens included) and their stride; each token takes
+#: its state from the window where it sits farthest from an edge.
+WINDOW = 256
+STRIDE = 192
+OPEN_QUOTES = "“‘«"
+CLOSE_QUOTES = "”’»"
+QUOTES = OPEN_QUOTES + CLOSE_QUOTES + "\"'"
+FEATURES = 12
+#: A content links to a cue at most this many characters away (a paragraph costs PARAGRAPH).
+MAX_LINK = 300
+PARAGRAPH = 150
+_SENTENCE_END = re.compile(r"[.!?]$")
+
+Span = tuple[int, int]
+
+
+class TaggerWeightsError(IndexingError):
+    """The tagger's weights are missing, corrupted or do not fit the head."""
+
+
+@dataclass(frozen=True)
+class TaggerConfig:
+    """The head's shape: projection width, BiGRU width and layers, dropout while training."""
+
+    projection: int = 128
+    hidden: int = 128
+    layers: int = 2
+    dropout: float = 0.1
+    states: int = 384
+    features: int = FEATURES
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"projection": self.projection, "hidden": self.hidden, "layers": self.layers,
+                "dropout": self.dropout, "states": self.states, "features": self.features}
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """An article's word pieces: ids and (start, end) character offsets into its text."""
+
+    ids: tuple[int, ...]
+    offsets: tuple[Span, ...]
+
+
+@dataclass(frozen=True)
+class TaggedSpan:
+    """One decoded span: its kind (SOURCE, CUE, CONTENT) and character offsets."""
+
+    kind: str
+    start: int
+    end: int
+
+
+# --- word pieces and encoder states --------------------------------------------------------
+
+
+def word_pieces(tokenizer: Tokenizer, text: str) -> Pieces:
+    """The text's word pieces without special tokens (empty-offset pieces dropped)."""
+    encoding = tokenizer.encode(text, add_special_tokens=False)
+    kept = [(i, o) for i, o in zip(encoding.ids, encoding.offsets, strict=True) if o[1] > o[0]]
+    return Pieces(tuple(i for i, _ in kept), tuple((int(a), int(b)) for _, (a, b) in kept))
+
+
+def windows(count: int, window: int = WINDOW, stride: int = STRIDE) -> list[Span]:
+    """(begin, end) token ranges covering `count` tokens, `window - 2` tokens each."""
+    inner = window - 2
+    if count <= inner:
+        return [(0, count)]
+    starts = [*range(0, count - inner, stride), count - inner]
+    return [(s, s + inner) for s in sorted(set(starts))]
+
+
+def owner_window(count: int, ranges: Sequence[Span]) -> np.ndarray:
+    """For every token, the index of the window where it sits farthest from an edge."""
+    best = np.zeros(count, dtype=np.int64)
+    margin = np.full(count, -1, dtype=np.int64)
+    for number, (begin, end) in enumerate(ranges):
+        positions = np.arange(begin, end)
+        here = np.minimum(positions - begin, end - 1 - positions)
+        better = here > margin[begin:end]
+        best[begin:end][better] = number
+        margin[begin:end][better] = here[better]
+    return best
+
+
+def article_states(embedder: Embedder, pieces: Pieces, window: int = WINDOW,
+                   stride: int = STRIDE, batch: int = 16) -> np.ndarray:
+    """One float32 state per word piece, each from its most central encoder window."""
+    count = len(pieces.ids)
+    if count == 0:
+        return np.zeros((0, 384), dtype=np.float32)
+    tokenizer = embedder.tokenizer
+    cls, sep = tokenizer.token_to_id("[CLS]"), tokenizer.token_to_id("[SEP]")
+    ranges = windows(count, window, stride)
+    owners = owner_window(count, ranges)
+    out: np.ndarray | None = None
+    for first in range(0, len(ranges), batch):
+        group = ranges[first:first + batch]
+        states = embedder.token_states([[cls, *pieces.ids[b:e], sep] for b, e in group])
+        if out is None:
+            out = np.zeros((count, states[0].shape[1]), dtype=np.float32)
+        for number, (begin, end), rows in zip(range(first, first + len(group)), group, states,
+                                              strict=True):
+            mine = np.nonzero(owners[begin:end] == number)[0]
+            out[begin + mine] = rows[1 + mine]
+    assert out is not None
+    return out
+
+
+@dataclass(frozen=True)
+class ChunkStates:
+    """Token states an embedding pass computed for one chunk: the embedded text's word-piece
+    offsets (special tokens excluded, so row n of `states` is piece n), where the chunk's body
+    text starts inside the embedded text (after a title line) and in the article body."""
+
+    offsets: tuple[Span, ...]
+    states: np.ndarray
+    prefix: int
+    body_start: int
+
+
+def assemble_states(pieces: Pieces, chunks: Sequence[ChunkStates]) -> np.ndarray:
+    """One state per body word piece from chunk passes (no second encoder pass): a piece
+    several chunks hold takes the state of the chunk where it sits farthest from an edge; a
+    piece no chunk holds (a truncated tail) keeps zeros."""
+    where = {start: row for row, (start, _) in enumerate(pieces.offsets)}
+    width = chunks[0].states.shape[1] if chunks else 384
+    out = np.zeros((len(pieces.ids), width), dtype=np.float32)
+    margin = np.full(len(pieces.ids), -1, dtype=np.int64)
+    for chunk in chunks:
+        body = [(n, chunk.body_start + s - chunk.prefix) for n, (s, _) in
+                enumerate(chunk.offsets) if s >= chunk.prefix]
+        for position, (n, start) in enumerate(body):
+            row = where.get(start)
+            edge = min(position, len(body) - 1 - position)
+            if row is not None and edge > margin[row]:
+                out[row], margin[row] = chunk.states[n], edge
+    return out
+
+
+# --- casing and punctuation features -------------------------------------------------------
+
+
+def inside_quotes(text: str) -> np.ndarray:
+    """Per character: 1 inside double quotation marks (marks included); reset at newlines."""
+    inside = np.zeros(len(text) + 1, dtype=np.float32)
+    depth = 0
+    for index, char in enumerate(text):
+        if char == "“" or (char == '"' and depth == 0):
+            depth = 1
+            inside[index] = 1
+        elif char == "”" or char == '"':
+            inside[index] = 1
+            depth = 0
+        elif char == "\n":
+            depth = 0
+        else:
+            inside[index] = depth
+    return inside
+
+
+def token_features(text: str, offsets: Sequence[Span]) -> np.ndarray:
+    """FEATURES casing/punctuation flags per word piece, read from the cased text."""
+    quoted = inside_quotes(text)
+    rows = np.zeros((len(offsets), FEATURES), dtype=np.float32)
+    previous_end, previous = 0, ""
+    for row, (start, end) in enumerate(offsets):
+        piece = text[start:end]
+        gap = text[previous_end:start]
+        glued = row > 0 and not gap and piece[0].isalnum() and previous[-1:].isalnum()
+        new_paragraph = row == 0 or "\n" in gap
+        sentence_start = new_paragraph or bool(_SENTENCE_END.search(previous.rstrip("”’\"'")))
+        rows[row] = (piece[0].isupper(), piece.isupper() and len(piece) > 1, glued,
+                     piece in OPEN_QUOTES or (piece == '"' and quoted[end] == 1),
+                     piece in CLOSE_QUOTES, quoted[start], new_paragraph, sentence_start,
+                     piece[0].isdigit(), not piece[0].isalnum(),
+                     piece[0].isupper() and not sentence_start, piece in QUOTES)
+        previous_end, previous = end, piece
+    return rows
+
+
+# --- the head ------------------------------------------------------------------------------
+
+
+def build_head(config: TaggerConfig) -> Any:
+    """The head's modules: proj (states + features -> projection), rnn (BiGRU), out (tags)."""
+    import torch
+
+    return torch.nn.ModuleDict({
+        "proj": torch.nn.Linear(config.states + config.features, config.projection),
+        "drop": torch.nn.Dropout(config.dropout),
+        "rnn": torch.nn.GRU(config.projection, config.hidden, num_layers=config.layers,
+                            batch_first=True, bidirectional=True),
+        "out": torch.nn.Linear(2 * config.hidden, len(TAGS)),
+    })
+
+
+def head_logits(head: Any, states: Any, features: Any) -> Any:
+    """Tag logits (batch, tokens, TAGS) from states (batch, tokens, 384) and features."""
+    import torch
+
+    hidden = head["drop"](torch.nn.functional.gelu(head["proj"](torch.cat([states, features],
+                                                                          -1))))
+    output, _ = head["rnn"](hidden)
+    return head["out"](head["drop"](output))
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_weights(folder: Path, head: Any, config: TaggerConfig,
+                 metadata: dict[str, Any]) -> str:
+    """Write tagger.pt, its sha256 file and metadata.json; returns the sha256."""
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / WEIGHTS_FILE
+    state = {k: v.detach().clone().to(torch.float16) for k, v in head.state_dict().items()}
+    torch.save(state, target)
+    sha = file_sha256(target)
+    (folder / SHA_FILE).write_text(f"{sha}  {WEIGHTS_FILE}\n", encoding="utf-8")
+    document = {**metadata, "config": config.to_dict(), "tags": list(TAGS),
+                "weights_sha256": sha}
+    (folder / METADATA_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return sha
+
+
+# --- decoding ------------------------------------------------------------------------------
+
+
+def decode_tags(tags: Sequence[int], offsets: Sequence[Span]) -> list[TaggedSpan]:
+    """BIO tag ids -> character spans; an I- tag without its B- starts a span (repair)."""
+    spans: list[TaggedSpan] = []
+    kind, start, end = "", 0, 0
+    for tag, (begin, finish) in zip(tags, offsets, strict=True):
+        name = TAGS[tag]
+        if name != "O" and name[2:] == kind and name[0] == "I":
+            end = finish
+            continue
+        if kind:
+            spans.append(TaggedSpan(kind, start, end))
+        kind, start, end = ("", 0, 0) if name == "O" else (name[2:], begin, finish)
+    if kind:
+        spans.append(TaggedSpan(kind, start, end))
+    return spans
+
+
+def distance(text: str, a: Span, b: Span) -> int:
+    """Characters between two spans, plus PARAGRAPH for each paragraph break between them."""
+    left, right = (a, b) if a[0] <= b[0] else (b, a)
+    between = text[min(left[1], right[0]):right[0]]
+    return max(right[0] - left[1], 0) + PARAGRAPH * between.count("\n\n")
+
+
+def _nearest(text: str, span: Span, candidates: Sequence[Span]) -> Span | None:
+    scored = [(distance(text, span, c), c) for c in candidates]
+    scored = [(d, c) for d, c in scored if d <= MAX_LINK]
+    return min(scored)[1] if scored else None
+
+
+def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
+    """Contents linked to their nearest cue, cues to their nearest source; contents sharing a
+    cue form one attribution (a two-part quote around "he said")."""
+    cues = [(s.start, s.end) for s in spans if s.kind == "CUE"]
+    sources = [(s.start, s.end) for s in spans if s.kind == "SOURCE"]
+    groups: dict[Span | None, list[Span]] = {}
+    for span in spans:
+        if span.kind == "CONTENT":
+            content = (span.start, span.end)
+            cue = _nearest(text, content, cues)
+            groups.setdefault(cue if cue else content, []).append(content)
+    out = []
+    for key, contents in groups.items():
+        cue = key if key in cues else None
+        anchor = cue or contents[0]
+        source = _nearest(text, anchor, sources)
+        out.append(Attribution(tuple(sorted(contents)), (source,) if source else (),
+                               (cue,) if cue else ()))
+    return sorted(out, key=lambda a: a.content[0])
+
+
+# --- the tagger ----------------------------------------------------------------------------
+
+
+class QuoteTagger:
+    """Tags articles with the committed head; the encoder and the head load lazily, once."""
+
+    def __init__(self, folder: Path = WEIGHTS_DIR, *, embedder: Embedder | None = None,
+                 model: str = BUNDLED_MODEL) -> None:
+        self.folder = Path(folder)
+        self._embedder = embedder
+        self.model = model
+        self._head: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = get_embedder(self.model)
+        return self._embedder
+
+    @property
+    def sha256(self) -> str:
+        """The recorded sha256 of the weights file."""
+        path = self.folder / SHA_FILE
+        try:
+            return path.read_text(encoding="utf-8").split()[0]
+        except (OSError, IndexError) as exc:
+            raise TaggerWeightsError(f"quote tagger sha256 missing or empty: {path}") from exc
+
+    @property
+    def metadata(self) -> dict[str, Any]:
+        path = self.folder / METADATA_FILE
+        try:
+            return dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as exc:
+            raise TaggerWeightsError(f"quote tagger metadata unreadable: {path}: {exc}") \
+                from exc
+
+    def head(self) -> Any:
+        """The head, loaded once after its sha256 is checked."""
+        if self._head is None:
+            with self._lock:
+                if self._head is None:
+                    self._head = self._load()
+        return self._head
+
+    def _load(self) -> Any:
+        import torch
+
+        target = self.folder / WEIGHTS_FILE
+        if not target.is_file():
+            raise TaggerWeightsError(f"quote tagger weights missing: {target}")
+        if file_sha256(target) != self.sha256:
+            raise TaggerWeightsError(f"quote tagger weights do not match their sha256: {target}")
+        config = TaggerConfig(**self.metadata["config"])
+        head = build_head(config)
+        try:
+            state = torch.load(target, map_location="cpu", weights_only=True)
+            head.load_state_dict({k: v.float() for k, v in state.items()})
+        except (RuntimeError, KeyError) as exc:
+            raise TaggerWeightsError(f"quote tagger weights do not fit the head: {exc}") \
+                from exc
+        head.eval()
+        return head
+
+    def tag_ids(self, text: str, offsets: Sequence[Span], states: np.ndarray) -> list[int]:
+        """Tag ids per word piece from token states the caller already has (no encoder pass)."""
+        import torch
+
+        if not offsets:
+            return []
+        features = torch.from_numpy(token_features(text, offsets))[None]
+        # one thread: the BiGRU's small steps spin-wait on a second thread (torch_threads)
+        with torch_threads(1), torch.inference_mode():
+            logits = head_logits(self.head(), torch.from_numpy(states.astype(np.float32))[None],
+                                 features)
+        return [int(t) for t in logits[0].argmax(-1)]
+
+    def spans(self, text: str) -> list[TaggedSpan]:
+        """The decoded SOURCE / CUE / CONTENT spans of a text (one encoder pass over it)."""
+        pieces = word_pieces(self.embedder.tokenizer, text)
+        states = article_states(self.embedder, pieces)
+        return decode_tags(self.tag_ids(text, pieces.offsets, states), pieces.offsets)
+
+    def tag_ids_many(self, items: Sequence[tuple[str, Sequence[Span], np.ndarray]]
+                     ) -> list[list[int]]:
+        """`tag_ids` of several texts in one padded, packed batch: the BiGRU's steps are
+        small, so a batch costs little more than one text (results equal to 1e-5)."""
+        import torch
+
+        lengths = [len(offsets) for _, offsets, _ in items]
+        if not items or min(lengths) == 0:
+            return [self.tag_ids(text, offsets, states) for text, offsets, states in items]
+        pad = torch.nn.utils.rnn.pad_sequence
+        features = pad([torch.from_numpy(token_features(text, offsets))
+                        for text, offsets, _ in items], batch_first=True)
+        states = pad([torch.from_numpy(s.astype(np.float32)) for _, _, s in items],
+                     batch_first=True)
+        head = self.head()
+        with torch_threads(1), torch.inference_mode():
+            hidden = torch.nn.functional.gelu(head["proj"](torch.cat([states, features], -1)))
+            packed = torch.nn.utils.rnn.pack_padded_sequence(
+                hidden, lengths, batch_first=True, enforce_sorted=False)
+            output, _ = torch.nn.utils.rnn.pad_packed_sequence(head["rnn"](packed)[0],
+                                                               batch_first=True)
+            tags = head["out"](output).argmax(-1)
+        return [[int(t) for t in tags[row, :n]] for row, n in enumerate(lengths)]
+
+    def attributions_from_chunks(self, items: Sequence[tuple[str, Sequence[ChunkStates]]]
+                                 ) -> list[list[Attribution]]:
+        """(content, source, cue) triples of article bodies, each from the token states its
+        chunks' embedding pass computed (`assemble_states`): no encoder pass of its own."""
+        pieces = [word_pieces(self.embedder.tokenizer, text) for text, _ in items]
+        tags = self.tag_ids_many([(text, p.offsets, assemble_states(p, chunks))
+                                  for (text, chunks), p in zip(items, pieces, strict=True)])
+        return [link(text, decode_tags(ids, p.offsets))
+                for (text, _), p, ids in zip(items, pieces, tags, strict=True)]
+
+    def attributions(self, text: str) -> list[Attribution]:
+        """(content, source, cue) triples of a text, sorted by where their content starts."""
+        return link(text, self.spans(text))

@@ -1,0 +1,231 @@
+"""index/attribution.py: who said what, on the seed (no punctuation) and on a punctuated fixture."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from index.attribution import Attribution, extract_quotes, find_attributions, to_quotes
+from index.records import Article, Quote
+from qa.eval.quotes_eval import judge, load_polnear, resolution_sample, resolve_sample, score
+from tests.conftest import SEED_ARTICLE
+
+HARBOUR = Path(__file__).resolve().parent.parent / "fixtures" / "quotes" / "harbour.txt"
+
+
+@pytest.fixture(scope="module")
+def seed_quotes() -> tuple[Quote, ...]:
+    article = Article(title="Italy Libya", body=SEED_ARTICLE.read_text(encoding="utf-8"),
+                      source="Xinhua", published="2019-04-13")
+    return extract_quotes(article)
+
+
+@pytest.fixture(scope="module")
+def harbour() -> tuple[Article, tuple[Quote, ...]]:
+    article = Article(title="Harbour", body=HARBOUR.read_text(encoding="utf-8"),
+                      source="Lindo Gazette", published="2026-03-03")
+    return article, extract_quotes(article)
+
+
+def quote_with(quotes: tuple[Quote, ...], words: str) -> Quote:
+    found = [q for q in quotes if words in q.content]
+    assert found, f"no quote contains {words!r}"
+    return found[0]
+
+
+def test_every_span_is_verbatim(seed_quotes: tuple[Quote, ...],
+                                harbour: tuple[Article, tuple[Quote, ...]]) -> None:
+    body = SEED_ARTICLE.read_text(encoding="utf-8")
+    assert seed_quotes and all(q.matches(body) for q in seed_quotes)
+    article, quotes = harbour
+    assert quotes and all(q.matches(article.body) for q in quotes)
+
+
+def test_seed_trenta_on_intervention_france_and_evacuation(
+        seed_quotes: tuple[Quote, ...]) -> None:
+    for words in ("military intervention in Libya I can say the option does not exist",
+                  "France is our partner and friend",
+                  "the evacuation plans are operational"):
+        assert quote_with(seed_quotes, words).speaker_name == "Elisabetta Trenta", words
+
+
+def test_seed_words_after_that_are_trentas_told_corriere(seed_quotes: tuple[Quote, ...]) -> None:
+    quote = quote_with(seed_quotes, "the evacuation plans are operational")
+    assert quote.content.startswith("that as far as Italian staff in Libya")
+    assert "He was echoed" not in quote.content
+    assert quote.speaker == "who", "the relative pronoun is the mention (PolNeAR's convention)"
+    assert quote.speaker_name == "Elisabetta Trenta", "resolved through 'Trenta who', not He"
+    assert quote.venue == "Corriere della Sera"
+    assert quote.cue == "told"
+    assert quote.kind is None, "no quotation marks in the seed: the kind cannot be told"
+
+
+def test_seed_contes_words(seed_quotes: tuple[Quote, ...]) -> None:
+    for words in ("I have no reason to think that France could have interests",
+                  "I am personally coordinating the Libya dossier",
+                  "I confirm the meeting took place",
+                  "Haftar has always played an important role"):
+        assert quote_with(seed_quotes, words).speaker_name == "Giuseppe Conte", words
+    told = quote_with(seed_quotes, "I have no reason to think")
+    assert told.venue == "Il Fatto Quotidiano"
+    assert "Conte told" not in told.content
+
+
+def test_seed_description_and_pronoun_resolve(seed_quotes: tuple[Quote, ...]) -> None:
+    minister = quote_with(seed_quotes, "Italy talks to all the players")
+    assert (minister.speaker, minister.speaker_name) == ("the defense minister",
+                                                         "Elisabetta Trenta")
+    confirm = quote_with(seed_quotes, "I confirm the meeting took place")
+    assert confirm.speaker == "he"
+
+
+def test_said_x_and_two_part_quote(harbour: tuple[Article, tuple[Quote, ...]]) -> None:
+    _, quotes = harbour
+    terminal = quote_with(quotes, "This terminal will bring jobs")
+    assert (terminal.speaker, terminal.speaker_name) == ("Mayor Helena Varga", "Helena Varga")
+    assert terminal.kind == "direct" and terminal.cue == "said"
+    assert terminal.content == ('"This terminal will bring jobs back to the waterfront,"'
+                                ' ... "We waited long enough."'), "one speaker's quote, two parts"
+    two_part = quote_with(quotes, "biggest investment")
+    assert len(two_part.content_spans) == 2
+    assert two_part.content == ('"It is the biggest investment in the harbour in a generation,"'
+                                ' ... "and it will pay for itself."')
+
+
+def test_pronoun_speaker_fits_by_gender(harbour: tuple[Article, tuple[Quote, ...]]) -> None:
+    _, quotes = harbour
+    two_part = quote_with(quotes, "biggest investment")
+    assert two_part.speaker == "she"
+    assert two_part.speaker_name == "Helena Varga", "the last speaker (Reich) is a he"
+
+
+def test_according_to_told_and_indirect(harbour: tuple[Article, tuple[Quote, ...]]) -> None:
+    _, quotes = harbour
+    traffic = quote_with(quotes, "ferry traffic has grown")
+    assert traffic.cue == "According to" and traffic.speaker == "the port authority"
+    assert traffic.kind == "indirect"
+    auditor = quote_with(quotes, "regional auditor")
+    assert (auditor.speaker_name, auditor.venue) == ("Tomas Reich", "Lindo Gazette")
+    assert auditor.content.startswith("that he would ask")
+    numbers = quote_with(quotes, "The numbers do not add up")
+    assert numbers.speaker == "councillor Tomas Reich" and numbers.kind == "direct"
+
+
+def test_quote_continuing_without_a_frame(harbour: tuple[Article, tuple[Quote, ...]]) -> None:
+    _, quotes = harbour
+    assert quote_with(quotes, "We waited long enough").speaker_name == "Helena Varga"
+    assert quote_with(quotes, "Nobody has shown us").content_spans[0][0] > 0
+    assert quote_with(quotes, "Nobody has shown us").speaker_name == "Tomas Reich"
+
+
+def test_stage_two_takes_any_attributions() -> None:
+    body = "Officials were cautious. The mayor, Ana Ruiz, spoke later. It will work, she said."
+    article = Article(title="t", body=body)
+    content = body.index("It will work")
+    source = body.index("she said")
+    att = Attribution(content=((content, content + len("It will work")),),
+                      source=((source, source + 3),), cue=((source + 4, source + 8),))
+    (quote,) = to_quotes(article, [att])
+    assert (quote.content, quote.speaker, quote.cue) == ("It will work", "she", "said")
+    assert quote.kind == "indirect" and quote.matches(body)
+
+
+def test_no_attributions_in_plain_text() -> None:
+    assert find_attributions("The river rose by two metres overnight.") == []
+    assert find_attributions("") == []
+
+
+# ---------------------------------------------------------------- the PolNeAR evaluation
+
+
+def _polnear_file(tmp_path: Path) -> Path:
+    """One PolNeAR-shaped record written here (no PolNeAR text): a direct quote with a
+    source, an indirect content with a source, and one without a source."""
+    text = ('"The bridge opens in May," said Ana Ruiz. The officials said the budget was cut. '
+            "Rain is expected.")
+    direct = (0, text.index(" said Ana"))
+    ruiz = (text.index("Ana Ruiz"), text.index("Ana Ruiz") + 8)
+    budget = (text.index("the budget"), text.index(" Rain") - 1)
+    officials = (text.index("The officials"), text.index("The officials") + 13)
+    rain = (text.index("Rain"), len(text) - 1)
+    record = {"id": "t1", "publisher": "test", "published": "2026-03-03", "title": "t",
+              "author": "", "wire": None, "text": text, "annotator": "x", "attributions": [
+                  {"source": [list(ruiz)], "cue": [[ruiz[0] - 5, ruiz[0] - 1]],
+                   "content": [list(direct)]},
+                  {"source": [list(officials)], "cue": [[officials[1] + 1, officials[1] + 5]],
+                   "content": [list(budget)]},
+                  {"source": [], "cue": [], "content": [list(rain)]}]}
+    path = tmp_path / "polnear.jsonl"
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    return path
+
+
+def _gold_extractor(path: Path, kinds: dict[int, str | None],
+                    speakers: bool = True) -> Callable[[Article], list[Quote]]:
+    """An extractor that returns the gold attributions of `path` as quotes of those kinds."""
+    def extract(article: Article) -> list[Quote]:
+        gold = load_polnear(path)[0]
+        out = []
+        for n, att in enumerate(gold.attributions):
+            source = att.source[0] if att.source and speakers else None
+            out.append(Quote(article_id=article.id, content_spans=att.content,
+                             content=" ... ".join(article.body[a:b] for a, b in att.content),
+                             speaker=article.body[source[0]:source[1]] if source else "",
+                             speaker_span=source, kind=kinds.get(n, "indirect")))
+        return out
+    return extract
+
+
+def test_eval_perfect_extractor_scores_one(tmp_path: Path) -> None:
+    path = _polnear_file(tmp_path)
+    figures = score(_gold_extractor(path, {0: "direct"}), load_polnear(path)).to_dict()
+    for subset in ("all", "direct"):
+        assert figures[subset]["overlap_f1"] == pytest.approx(1.0)
+        assert figures[subset]["exact_f1"] == pytest.approx(1.0)
+        assert figures[subset]["speaker_match"] == pytest.approx(1.0)
+    assert figures["direct"]["gold"] == 1 and figures["all"]["gold"] == 3
+
+
+def test_eval_direct_on_an_indirect_content_is_a_false_positive(tmp_path: Path) -> None:
+    path = _polnear_file(tmp_path)
+    figures = score(_gold_extractor(path, {0: "direct", 1: "direct"}),
+                    load_polnear(path)).to_dict()["direct"]
+    assert figures["predicted"] == 2 and figures["overlap_precision"] == pytest.approx(0.5)
+
+
+def test_eval_speaker_rules(tmp_path: Path) -> None:
+    path = _polnear_file(tmp_path)
+    figures = score(_gold_extractor(path, {}, speakers=False), load_polnear(path)).to_dict()
+    assert figures["all"]["speaker_match"] == pytest.approx(1 / 3), \
+        "only the gold without a source is right when no speaker is predicted"
+
+
+def test_eval_rules_and_resolution_judgements(tmp_path: Path) -> None:
+    articles = load_polnear(_polnear_file(tmp_path))
+    figures = score(extract_quotes, articles).to_dict()
+    assert figures["all"]["predicted"] >= 2 and figures["direct"]["overlap_f1"] > 0.9
+    sample = resolution_sample(articles)
+    assert [att.id for _, att in sample] == ["t1#1"], "'The officials' names nobody"
+    items = resolve_sample(extract_quotes, sample)
+    right = {items[0].id: {"resolved": items[0].resolved, "verdict": "correct"}}
+    assert judge(items, right)["share_correct"] == 1.0
+    stale = {items[0].id: {"resolved": "someone else", "verdict": "correct"}}
+    assert judge(items, stale)["unjudged"] == 1, "a judgement holds only for its own name"
+
+
+def test_eval_quotes_command_writes_the_report(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ui.cli import cli
+
+    out = tmp_path / "quotes-eval.md"
+    result = CliRunner().invoke(cli, ["eval-quotes", "--data", str(_polnear_file(tmp_path)),
+                                      "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["articles"] == 1 and "rules" in report["results"]
+    text = out.read_text(encoding="utf-8")
+    assert "newsqa eval-quotes --data" in text and "Citron" in text and "| target" in text

@@ -1,0 +1,171 @@
+"""The learned attribution tagger: committed weights (sha256, size, sensible tags on a
+hand-written sentence), decoding and linking, training labels, and a tiny real training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from index.quote_tagger import (
+    FEATURES,
+    METADATA_FILE,
+    SHA_FILE,
+    TAGS,
+    WEIGHTS_DIR,
+    WEIGHTS_FILE,
+    QuoteTagger,
+    TaggedSpan,
+    TaggerWeightsError,
+    article_states,
+    decode_tags,
+    file_sha256,
+    link,
+    owner_window,
+    token_features,
+    windows,
+    word_pieces,
+)
+from index.settings import OFFLINE_ENV
+from qa.errors import EvalError
+from qa.eval.train_quotes import GoldArticle, labels, load_articles
+from tests.conftest import ROOT, require
+
+POLNEAR_TRAIN = ROOT.parent / "shared" / "eval" / "polnear" / "train.jsonl"
+SENTENCE = ("“We will not send troops to Libya,” the defense minister said on Monday. "
+            "Paolo Rossi told reporters that the evacuation plans were ready.")
+
+
+def _text_of(text: str, spans: tuple[tuple[int, int], ...]) -> str:
+    return " ".join(text[start:end] for start, end in spans)
+
+
+def test_committed_weights_load_by_path_and_match_their_sha256() -> None:
+    tagger = QuoteTagger()
+    assert tagger.folder == WEIGHTS_DIR
+    assert tagger.sha256 == file_sha256(WEIGHTS_DIR / WEIGHTS_FILE)
+    assert (WEIGHTS_DIR / WEIGHTS_FILE).stat().st_size <= 10 * 1024 * 1024
+    metadata = json.loads((WEIGHTS_DIR / METADATA_FILE).read_text(encoding="utf-8"))
+    assert metadata["weights_sha256"] == tagger.sha256
+    assert metadata["limit"] is None and len(metadata["data_sha256"]) == 64
+    assert metadata["held_out"]["content_overlap_f1"] > 0.5
+
+
+def test_committed_tagger_tags_a_punctuated_sentence_sensibly(embedder) -> None:
+    found = QuoteTagger(embedder=embedder).attributions(SENTENCE)
+    by_content = {_text_of(SENTENCE, a.content): a for a in found}
+    direct = next(a for c, a in by_content.items() if "send troops to Libya" in c)
+    assert "minister" in _text_of(SENTENCE, direct.source)
+    assert _text_of(SENTENCE, direct.cue) == "said"
+    indirect = next(a for c, a in by_content.items() if "evacuation plans were ready" in c)
+    assert "Rossi" in _text_of(SENTENCE, indirect.source)
+    assert _text_of(SENTENCE, indirect.cue).startswith("told")  # PolNeAR cues keep "reporters"
+    assert "Rossi" not in _text_of(SENTENCE, indirect.content)
+
+
+def test_tags_from_states_the_caller_already_has_equal_a_fresh_pass(embedder) -> None:
+    tagger = QuoteTagger(embedder=embedder)
+    pieces = word_pieces(embedder.tokenizer, SENTENCE)
+    states = article_states(embedder, pieces)
+    spans = decode_tags(tagger.tag_ids(SENTENCE, pieces.offsets, states), pieces.offsets)
+    assert spans == tagger.spans(SENTENCE)
+
+
+def test_a_corrupted_copy_fails_the_sha256_check(tmp_path: Path) -> None:
+    copy = tmp_path / "quotes"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    data = bytearray((copy / WEIGHTS_FILE).read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (copy / WEIGHTS_FILE).write_bytes(bytes(data))
+    with pytest.raises(TaggerWeightsError, match="sha256"):
+        QuoteTagger(copy).head()
+    (copy / SHA_FILE).unlink()
+    with pytest.raises(TaggerWeightsError, match="sha256 missing"):
+        QuoteTagger(copy).head()
+
+
+def test_windows_cover_every_token_and_each_token_takes_its_most_central_window() -> None:
+    ranges = windows(600, window=256, stride=192)
+    assert ranges[0] == (0, 254) and ranges[-1][1] == 600
+    owners = owner_window(600, ranges)
+    assert owners[0] == 0 and owners[-1] == len(ranges) - 1
+    assert owners[200] == 0 and owners[250] == 1  # 250 is 3 from window 0's end, 58 into 1's
+    assert windows(10) == [(0, 10)]
+
+
+def test_features_read_casing_and_quotes_from_the_cased_text() -> None:
+    text = "“Go home,” said Smith."
+    offsets = [(0, 1), (1, 3), (4, 8), (8, 9), (9, 10), (11, 15), (16, 21), (21, 22)]
+    rows = token_features(text, offsets)
+    assert rows.shape == (len(offsets), FEATURES)
+    assert rows[0, 3] == 1 and rows[4, 4] == 1  # opening and closing mark
+    assert rows[1, 5] == 1 and rows[5, 5] == 0  # "Go" inside the quote, "said" outside
+    assert rows[6, 0] == 1 and rows[6, 10] == 1 and rows[5, 0] == 0  # "Smith" capitalised
+
+
+def test_decoding_repairs_a_stray_inside_tag_and_splits_kinds() -> None:
+    tag = {name: number for number, name in enumerate(TAGS)}
+    offsets = [(0, 2), (3, 5), (6, 8), (9, 11), (12, 14)]
+    tags = [tag["I-SOURCE"], tag["B-CUE"], tag["B-CONTENT"], tag["I-CONTENT"], tag["O"]]
+    assert decode_tags(tags, offsets) == [TaggedSpan("SOURCE", 0, 2), TaggedSpan("CUE", 3, 5),
+                                          TaggedSpan("CONTENT", 6, 11)]
+
+
+def test_a_two_part_quote_around_its_cue_is_one_attribution() -> None:
+    text = "“We will stay,” he said, “and we will fight.” Later, the police said nothing."
+    spans = [TaggedSpan("CONTENT", 0, 15), TaggedSpan("SOURCE", 16, 18),
+             TaggedSpan("CUE", 19, 23), TaggedSpan("CONTENT", 25, 45),
+             TaggedSpan("SOURCE", 53, 63), TaggedSpan("CUE", 64, 68),
+             TaggedSpan("CONTENT", 69, 76)]
+    found = link(text, spans)
+    assert [a.content for a in found] == [((0, 15), (25, 45)), ((69, 76),)]
+    assert _text_of(text, found[0].source) == "he" and _text_of(text, found[0].cue) == "said"
+    assert _text_of(text, found[1].source) == "the police"
+
+
+def test_training_labels_are_bio_tags_of_the_gold_spans(embedder) -> None:
+    text = "Smith said the plan works."
+    article = GoldArticle("a", text, ({"source": ((0, 5),), "cue": ((6, 10),),
+                                       "content": ((11, 25),)},))
+    pieces = word_pieces(embedder.tokenizer, text)
+    names = [TAGS[t] for t in labels(article, pieces.offsets)]
+    assert names == ["B-SOURCE", "B-CUE", "B-CONTENT", "I-CONTENT", "I-CONTENT", "O"]
+
+
+def test_malformed_training_data_names_file_and_line(tmp_path: Path) -> None:
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "a", "text": "x", "attributions": []}\nnot json\n', "utf-8")
+    with pytest.raises(EvalError, match=r"train\.jsonl:2: not JSON"):
+        load_articles(data)
+    data.write_text('{"id": "a", "text": "x", "attributions": [{"cue": [[0]]}]}\n', "utf-8")
+    with pytest.raises(EvalError, match=r"train\.jsonl:1 attribution 0 cue"):
+        load_articles(data)
+    with pytest.raises(EvalError, match="PolNeAR file missing"):
+        load_articles(tmp_path / "absent.jsonl")
+
+
+def test_tiny_training_run_through_the_cli_writes_weights_and_sha256(tmp_path: Path) -> None:
+    require(POLNEAR_TRAIN.is_file(), "../shared/eval/polnear/train.jsonl")
+    out = tmp_path / "quotes"
+    env = {**os.environ, **OFFLINE_ENV, "TMPDIR": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "-m", "ui.cli", "train", "quotes", "--limit", "3", "--out", str(out),
+         "--data", str(POLNEAR_TRAIN), "--quiet", "--json"],
+        capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert result.returncode == 0, result.stderr
+    metadata = json.loads(result.stdout)
+    assert metadata["limit"] == 3 and metadata["training_articles"] == 2
+    assert metadata["held_out_articles"] == 1
+    tagger = QuoteTagger(out)
+    assert tagger.sha256 == metadata["weights_sha256"] == file_sha256(out / WEIGHTS_FILE)
+    assert tagger.metadata["data_sha256"] == metadata["data_sha256"]
+    assert list((tmp_path / "newsqa-quote-states").glob("states-*.npy"))
+    tags = tagger.tag_ids("Smith said so.", [(0, 5), (6, 10), (11, 13), (13, 14)],
+                          np.zeros((4, 384), dtype=np.float32))
+    assert len(tags) == 4
