@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -251,16 +251,8 @@ class Embedder:
         special tokens of each id window (which carries them)."""
         import torch
 
-        width = max(len(w) for w in windows)
-        ids = torch.zeros((len(windows), width), dtype=torch.long)
-        mask = torch.zeros((len(windows), width), dtype=torch.long)
-        for row, window in enumerate(windows):
-            ids[row, :len(window)] = torch.tensor(list(window), dtype=torch.long)
-            mask[row, :len(window)] = 1
-        features = {"input_ids": ids, "attention_mask": mask,
-                    "token_type_ids": torch.zeros_like(ids)}
         with torch.inference_mode():
-            output = self.model.forward(features)
+            output = self.model.forward(_padded(windows))
             pooled = torch.nn.functional.normalize(output["sentence_embedding"].float(), dim=1)
             tokens = output["token_embeddings"].float().numpy()
         rows = [tokens[row, 1:len(window) - 1] for row, window in enumerate(windows)]
@@ -273,16 +265,8 @@ class Embedder:
 
         if not windows:
             return []
-        width = max(len(w) for w in windows)
-        ids = torch.zeros((len(windows), width), dtype=torch.long)
-        mask = torch.zeros((len(windows), width), dtype=torch.long)
-        for row, window in enumerate(windows):
-            ids[row, :len(window)] = torch.tensor(list(window), dtype=torch.long)
-            mask[row, :len(window)] = 1
-        features = {"input_ids": ids, "attention_mask": mask,
-                    "token_type_ids": torch.zeros_like(ids)}
         with torch.inference_mode():
-            states = self.model.forward(features)["token_embeddings"].float().numpy()
+            states = self.model.forward(_padded(windows))["token_embeddings"].float().numpy()
         return [states[row, :len(window)] for row, window in enumerate(windows)]
 
     def embed_query(self, text: str) -> np.ndarray:
@@ -309,3 +293,16 @@ def get_embedder(model: str = BUNDLED_MODEL) -> Embedder:
         if model not in _EMBEDDERS:
             _EMBEDDERS[model] = Embedder(model)
         return _EMBEDDERS[model]
+
+
+def _padded(windows: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """The model's input features for word-piece id windows, zero-padded to the longest."""
+    import torch
+
+    width = max(len(w) for w in windows)
+    ids = torch.zeros((len(windows), width), dtype=torch.long)
+    mask = torch.zeros((len(windows), width), dtype=torch.long)
+    for row, window in enumerate(windows):
+        ids[row, :len(window)] = torch.tensor(list(window), dtype=torch.long)
+        mask[row, :len(window)] = 1
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": torch.zeros_like(ids)}

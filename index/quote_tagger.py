@@ -11,7 +11,6 @@ qa/eval/train_quotes.py; torch is imported inside.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import threading
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from index.artifacts import file_sha256, record_weights, recorded_sha256
 from index.attribution import Attribution
 from index.embedding import Embedder, get_embedder, torch_threads
 from index.errors import IndexingError
@@ -243,14 +243,6 @@ def head_logits(head: Any, states: Any, features: Any) -> Any:
     return head["out"](head["drop"](output))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def save_weights(folder: Path, head: Any, config: TaggerConfig,
                  metadata: dict[str, Any]) -> str:
     """Write tagger.pt, its sha256 file and metadata.json; returns the sha256."""
@@ -260,12 +252,8 @@ def save_weights(folder: Path, head: Any, config: TaggerConfig,
     target = folder / WEIGHTS_FILE
     state = {k: v.detach().clone().to(torch.float16) for k, v in head.state_dict().items()}
     torch.save(state, target)
-    sha = file_sha256(target)
-    (folder / SHA_FILE).write_text(f"{sha}  {WEIGHTS_FILE}\n", encoding="utf-8")
-    document = {**metadata, "config": config.to_dict(), "tags": list(TAGS),
-                "weights_sha256": sha}
-    (folder / METADATA_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return sha
+    return record_weights(folder, WEIGHTS_FILE, SHA_FILE, METADATA_FILE,
+                          {**metadata, "config": config.to_dict(), "tags": list(TAGS)})
 
 
 # --- decoding ------------------------------------------------------------------------------
@@ -345,11 +333,7 @@ class QuoteTagger:
     @property
     def sha256(self) -> str:
         """The recorded sha256 of the weights file."""
-        path = self.folder / SHA_FILE
-        try:
-            return path.read_text(encoding="utf-8").split()[0]
-        except (OSError, IndexError) as exc:
-            raise TaggerWeightsError(f"quote tagger sha256 missing or empty: {path}") from exc
+        return recorded_sha256(self.folder / SHA_FILE, TaggerWeightsError, "quote tagger")
 
     @property
     def metadata(self) -> dict[str, Any]:

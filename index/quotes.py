@@ -19,6 +19,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from index import attribution, quote_tagger
+from index.artifacts import file_sha256
 from index.dates import published_day
 from index.quote_tagger import ChunkStates, QuoteTagger
 from index.records import Article, ArticleMeta, Quote
@@ -126,7 +127,7 @@ def tagger_ready(tagger: QuoteTagger, model: str) -> bool:
     states of `model` (the index's embedding model); no torch import, no model load."""
     try:
         weights = tagger.folder / quote_tagger.WEIGHTS_FILE
-        return (weights.is_file() and quote_tagger.file_sha256(weights) == tagger.sha256
+        return (weights.is_file() and file_sha256(weights) == tagger.sha256
                 and tagger.metadata.get("model") == model)
     except quote_tagger.TaggerWeightsError:
         return False

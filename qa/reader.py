@@ -9,7 +9,6 @@ adapter of the reader.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import threading
 from collections.abc import Sequence
@@ -19,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from index.artifacts import file_sha256, record_weights, recorded_sha256
 from index.embedding import model_path, torch_threads
 from index.settings import BUNDLED_MODEL
 from qa.errors import QAError
@@ -52,14 +52,6 @@ class ReaderConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "rank": self.rank, "alpha": self.alpha,
                 "max_length": self.max_length}
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def build_encoder(config: ReaderConfig, model: str = BUNDLED_MODEL) -> tuple[Any, Any, Any]:
@@ -111,11 +103,8 @@ def save_weights(folder: Path, encoder: Any, head: Any, config: ReaderConfig,
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / WEIGHTS_FILE
     torch.save(trained_state(encoder, head, config), target)
-    sha = file_sha256(target)
-    (folder / SHA_FILE).write_text(f"{sha}  {WEIGHTS_FILE}\n", encoding="utf-8")
-    document = {**metadata, "config": config.to_dict(), "weights_sha256": sha}
-    (folder / METADATA_FILE).write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
-    return sha
+    return record_weights(folder, WEIGHTS_FILE, SHA_FILE, METADATA_FILE,
+                          {**metadata, "config": config.to_dict()})
 
 
 class Reader:
@@ -134,12 +123,7 @@ class Reader:
     @property
     def sha256(self) -> str:
         """The recorded sha256 of the weights file (what an answer cites for audit)."""
-        sha_path = self.folder / SHA_FILE
-        try:
-            return sha_path.read_text(encoding="utf-8").split()[0]
-        except (OSError, IndexError) as exc:
-            raise ReaderWeightsError(f"reader weights sha256 missing or empty: {sha_path}") \
-                from exc
+        return recorded_sha256(self.folder / SHA_FILE, ReaderWeightsError, "reader weights")
 
     @property
     def config(self) -> ReaderConfig:
