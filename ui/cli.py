@@ -412,7 +412,7 @@ def eval_quotes_command(data: Path, out: Path | None, limit: int | None, extract
 
 
 @cli.command(epilog=_epilog("bench"))
-@click.option("--only", type=click.Choice(["index", "qa", "scale"]), multiple=True,
+@click.option("--only", type=click.Choice(["index", "qa", "scale", "int8"]), multiple=True,
               help="Run only these benchmarks (repeatable).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("docs/benchmarks.md"), show_default=True,

@@ -21,7 +21,7 @@ from qa.eval.peers import StageProgress
 from qa.eval.qa_bench import run_qa_benchmark
 from qa.eval.scale import SCALE_SIZES, capacity, run_scale_benchmark
 
-BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale")
+BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale", "int8")
 #: The RealTime QA subset next to a checkout, relative to the working directory.
 DEFAULT_EVAL_DIR = Path("../shared/eval/realtimeqa")
 
@@ -30,6 +30,10 @@ def _run_one(name: str, settings: Settings, eval_dir: Path, scale_sizes: Sequenc
              index_limit: int | None, qa_questions: int, qa_distractors: int,
              progress: StageProgress | None) -> dict[str, Any]:
     bench_root = settings.data_dir / "bench"
+    if name == "int8":
+        from qa.eval.quantise import run_int8_benchmark
+
+        return run_int8_benchmark(settings, eval_dir=eval_dir)
     if name == "index":
         corpus = eval_dir / "corpus.jsonl"
         return run_index_benchmark(settings, [settings.seeds_dir], limit=index_limit,
@@ -221,6 +225,14 @@ def _md_capacity(rows: Sequence[Mapping[str, Any]]) -> list[str]:
             *SERVER_MODE_ADVICE]
 
 
+def _md_int8(int8: Mapping[str, Any]) -> list[str]:
+    figures = {key: value for key, value in int8.items() if key != "machine"}
+    return _md_table("## int8 encoder (dynamic quantisation)", "Command: `newsqa bench --only "
+                     "int8` (`qa.eval.quantise.run_int8_benchmark`: fp32 and int8 encoders in "
+                     "one process, alternating rounds over the same RealTime QA chunk texts; "
+                     "retrieval loss in [quantisation.md](quantisation.md))", figures)
+
+
 def benchmarks_markdown(figures: Mapping[str, Any]) -> str:
     """docs/benchmarks.md from the figures of `run_benchmarks`."""
     lines = _md_machine(figures)
@@ -231,6 +243,8 @@ def benchmarks_markdown(figures: Mapping[str, Any]) -> str:
     scale = figures.get("scale")
     if scale:
         lines += [*_md_scale_rows(scale), *_md_capacity(scale["rows"])]
+    if "int8" in figures:
+        lines += _md_int8(figures["int8"])
     return "\n".join(lines) + "\n"
 
 

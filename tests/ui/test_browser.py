@@ -118,8 +118,11 @@ def test_upload_then_ask_cites_the_new_article(page: Any, live_app: LiveApp, tmp
     assert len(stored) == 1, stored
     assert re.fullmatch(r"[A-Za-z0-9._-]*pier[A-Za-z0-9._-]*\.txt", stored[0].name), stored
     page.fill("#nq-search input, #nq-search textarea", "Elmsworth")
-    page.locator("#nq-articles").get_by_text("Elmsworth closes its north pier").first.wait_for()
-    page.locator("#nq-articles [data-testid='cell-0-0']").click()
+    # wait until the FIRST row is the filtered one: the upload's unfiltered table shows the
+    # title too, and clicking before the search's result arrives opens another article
+    first_row = page.locator("#nq-articles [data-testid='cell-0-0']")
+    first_row.get_by_text("Elmsworth closes its north pier").wait_for()
+    first_row.click()
     page.locator("#nq-viewer").get_by_text("Harbourmaster Quillon Vask").wait_for()
     page.screenshot(path=str(screenshots / "ui-articles-tab.png"), full_page=True)
 
