@@ -260,7 +260,7 @@ def rebuild(paths: Iterable[str | os.PathLike[str]], settings: Settings, *,
 
 
 def _store(settings: Settings) -> Store:
-    return Store(settings, model_name=settings.embedding_model)
+    return Store(settings, model_name=settings.encoder_signature)
 
 
 # --- one run ----------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class _Run:
         self.chunking = ChunkingConfig.from_settings(settings)
         self.new_articles: dict[str, Article] = {}  # content not stored yet, by id
         self.written: set[str] = set()  # ids of the articles this run wrote
-        self.extractor = extractor or default_extractor(settings.embedding_model)
+        self.extractor = extractor or default_extractor(settings.encoder_signature)
 
     def execute(self, paths: Sequence[str | os.PathLike[str]], prune: bool | None,
                 strict: bool, started: float) -> IndexReport:
@@ -469,7 +469,8 @@ class _Run:
 
     def _embedder(self) -> Embedder:
         if self.embedder is None:
-            self.embedder = get_embedder(self.settings.embedding_model)
+            self.embedder = get_embedder(self.settings.embedding_model,
+                                         int8=self.settings.encoder_int8)
         return self.embedder
 
     def _chunk_all(self, articles: list[Article], embedder: Embedder

@@ -42,8 +42,9 @@ class NewsQA:
             raise QAError(f"settings must be a Settings, got {type(settings).__name__}")
         self.settings = settings
         self.embedder = embedder if embedder is not None else get_embedder(
-            settings.embedding_model)
-        self.store = store if store is not None else Store(settings, model_name=self.embedder.name)
+            settings.embedding_model, int8=settings.encoder_int8)
+        self.store = store if store is not None else Store(
+            settings, model_name=getattr(self.embedder, "signature", self.embedder.name))
         self.retriever_engine = Retriever(settings, embedder=self.embedder, store=self.store,
                                           config=retrieval)
         self.extractive = ExtractiveAnswerer(self.embedder, article_loader=self.store.get_article)

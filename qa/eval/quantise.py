@@ -25,7 +25,7 @@ import numpy as np
 
 from index.chunking import chunk_article, embedding_text
 from index.dates import day_number
-from index.embedding import Embedder, torch_threads
+from index.embedding import Embedder, quantise_int8, torch_threads
 from index.records import Article
 from index.settings import Settings
 from qa.eval.data import load_corpus, load_queries
@@ -39,11 +39,7 @@ BATCH_SIZE = 64
 def quantised_copy(model: Any) -> Any:
     """A copy of a SentenceTransformer whose nn.Linear layers run int8 (dynamic quantisation,
     fbgemm kernels); the fp32 model is left as it was."""
-    import torch
-
-    torch.backends.quantized.engine = "fbgemm"
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model), {torch.nn.Linear},
-                                                  dtype=torch.qint8)
+    return quantise_int8(copy.deepcopy(model))
 
 
 def corpus_chunk_texts(corpus: Path, settings: Settings, embedder: Embedder,

@@ -89,3 +89,34 @@ def test_bench_offers_int8_and_renders_it() -> None:
         "chunks": 300, "speedup_int8_over_fp32": 1.5, "cosine_fp32_int8": {"mean": 0.94}}})
     assert "## int8 encoder" in page and "| speedup_int8_over_fp32 | 1.500 |" in page
     assert "| cosine_fp32_int8.mean | 0.940 |" in page
+
+
+def test_int8_setting_joins_the_store_signature(tmp_path: Path, settings: Settings,
+                                                embedder) -> None:  # type: ignore[no-untyped-def]
+    from index.build import update
+    from index.embedding import get_embedder
+    from index.errors import ModelMismatchError
+    from index.store import Store
+
+    corpus = tmp_path / "news.jsonl"
+    corpus.write_text("".join(json.dumps(a) + "\n" for a in ARTICLES))
+    int8_settings = settings.replace(encoder_int8=True)
+    assert settings.encoder_signature == settings.embedding_model
+    assert int8_settings.encoder_signature == settings.embedding_model + "+int8"
+    assert Settings.from_env({"NEWSQA_ENCODER_INT8": "yes"}).encoder_int8 is True
+    update([corpus], int8_settings)
+    stored = Store(int8_settings, model_name=int8_settings.encoder_signature)
+    assert stored.count()[0] == len(ARTICLES)
+    with pytest.raises(ModelMismatchError):
+        Store(settings, model_name=settings.encoder_signature).count()  # fp32 reader
+    corpus.write_text(corpus.read_text() + json.dumps({**ARTICLES[0], "id": "c", "body": "New."})
+                      + "\n")
+    with pytest.raises(ModelMismatchError):
+        update([corpus], settings)  # fp32 writer on an int8 store: needs --rebuild
+    int8 = get_embedder(settings.embedding_model, int8=True)
+    assert int8 is not embedder and int8.signature == int8_settings.encoder_signature
+    texts = [ARTICLES[0]["body"]]
+    assert np.allclose(int8.embed_documents(texts), encode(quantised_copy(embedder.model), texts),
+                       atol=1e-5)
+    assert not np.allclose(int8.embed_documents(texts), embedder.embed_documents(texts),
+                           atol=1e-4)
