@@ -28,24 +28,11 @@ from qa.llm import LLMAnswerer, LLMRewriter
 from qa.question import FollowupRule, QuestionInfo, QuestionKind, clean_question, route
 from qa.quote_answer import QuoteAnswerer
 from qa.quotes import QuoteIndex
-from qa.records import Answer, Passage
+from qa.records import Answer, Answerer, Passage
 from qa.retriever import Filters, Retriever
 from qa.support import SupportChecker
 
 MAX_K = 50
-
-
-class Answerer(Protocol):
-    """Writes the answer from passages the gate admitted (extractive or LLM)."""
-
-    name: str
-
-    def answer(self, question: str, passages: Sequence[Passage], *,
-               query_embedding: Any = None, analysis: Any = None) -> Answer: ...
-
-    def stream(self, question: str, passages: Sequence[Passage], *,
-               query_embedding: Any = None, analysis: Any = None
-               ) -> Iterator[str | Answer]: ...
 
 
 class Rewriter(Protocol):

@@ -16,14 +16,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 
 from index.records import ArticleMeta, Chunk, Quote, Span
 from qa.citations import article_heading, check_answer
 from qa.markers import format_marker
 from qa.question import QuestionInfo, QuestionKind, route
 from qa.quotes import QuoteIndex, RankedQuote
-from qa.records import Answer, Citation, Passage
+from qa.records import Answer, Answerer, Citation, Passage
 from qa.retriever import Filters
 
 #: Quotes quoted in one answer.
@@ -47,19 +47,6 @@ _PLAIN_CUES = frozenset({"said", "says", "say", ""})
 _QUOTE_EDGES = " \t\n\"“”‘’«»„,"
 
 
-class Fallback(Protocol):
-    """The answerer used when the quote index has nothing (qa.pipeline's Answerer)."""
-
-    name: str
-
-    def answer(self, question: str, passages: Sequence[Passage], *,
-               query_embedding: Any = None, analysis: Any = None) -> Answer: ...
-
-    def stream(self, question: str, passages: Sequence[Passage], *,
-               query_embedding: Any = None, analysis: Any = None
-               ) -> Iterator[str | Answer]: ...
-
-
 @dataclass(frozen=True)
 class _Cited:
     """A quote chosen for the answer, with its speaker as the index lists it, and the spans
@@ -79,7 +66,7 @@ class QuoteAnswerer:
 
     name = "quotes"
 
-    def __init__(self, index: QuoteIndex, fallback: Fallback, *,
+    def __init__(self, index: QuoteIndex, fallback: Answerer, *,
                  filters: Filters | None = None, max_quotes: int = MAX_QUOTES) -> None:
         self.index = index
         self.fallback = fallback

@@ -1,9 +1,11 @@
-"""Frozen records of answers: Passage (a retrieved chunk), Citation, Answer; Speaker."""
+"""Frozen records of answers: Passage (a retrieved chunk), Citation, Answer; Speaker; and
+the Answerer protocol that writes an Answer."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from index.records import ArticleMeta, Chunk
 
@@ -108,3 +110,17 @@ class Speaker:
         return {"name": self.name, "aliases": list(self.aliases),
                 "quote_count": self.quote_count, "article_count": self.article_count,
                 "first": self.first, "last": self.last}
+
+
+class Answerer(Protocol):
+    """Writes the answer from passages the gate admitted (extractive, LLM or quotes); the
+    pipeline routes to it, and the quote answerer falls back to one."""
+
+    name: str
+
+    def answer(self, question: str, passages: Sequence[Passage], *,
+               query_embedding: Any = None, analysis: Any = None) -> Answer: ...
+
+    def stream(self, question: str, passages: Sequence[Passage], *,
+               query_embedding: Any = None, analysis: Any = None
+               ) -> Iterator[str | Answer]: ...
