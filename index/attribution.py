@@ -6,7 +6,10 @@ Two stages, so a learned tagger can replace the first:
   ("X said (that) ...", "..., X said", "said X", "according to X, ...", "X told Y that ...").
   Text without punctuation (like the seed) is segmented by capitalisation and cue positions.
 - `to_quotes(article, attributions)`: the speaker mention resolved to the fullest name the
-  article gives (pronouns, titles, surnames), the venue or addressee, direct / indirect / None.
+  article gives (pronouns by gender and subject, relative "who" through its antecedent,
+  titles, surnames, person descriptions; organisations to the organisation, groups to no
+  one; "I" to the quote's speaker or the author), the venue or addressee, direct / indirect
+  / None.
 Pure Python over one token pass: a few milliseconds per article.
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -26,7 +29,7 @@ _TOKEN_OR_BREAK = re.compile(r"\n|''|\w+(?:[-'’]\w+)*|[^\w\s]")
 _QUOTE_MARK = re.compile(r"''|[“”\"]")
 _OPEN_QUOTES = frozenset({"“", '"', "‘", "''"})
 _CLOSE_QUOTES = frozenset({"”", '"', "’", "''"})
-_QUOTE_CHARS = frozenset("“”\"„«»")
+_QUOTE_CHARS = frozenset("“”\"„«»‘")  # ‘ opens headline-style quotes (‘I Think She Will.’)
 
 #: Cue words that attribute speech, writing, belief or intention, chosen on PolNeAR train:
 #: the lower-case words that are part of a gold cue in at least 35 % of their uses (and at
@@ -86,6 +89,7 @@ sen governor gov mayor ambassador envoy commander premier head director judge re
 rep congressman congresswoman councillor councilman councilwoman lawmaker mp
 pope prince chairman chairwoman candidate nominee mr mrs ms dr
 former attorney justice speaker adviser advisor strategist manager aide official
+gen lt col sgt rev
 """)
 #: Capitalised words that start a sentence rather than a name (for text without full stops).
 _STARTERS = wordset("""
@@ -906,11 +910,31 @@ def _name_runs(toks: Sequence[_Tok]) -> list[tuple[int, int]]:
         while j < len(toks) and ((toks[j].cap and toks[j].lower != "i"
                                   and toks[j].lower not in _CALENDAR)
                                  or (toks[j].lower in _NAME_LINKS and j + 1 < len(toks)
-                                 and toks[j + 1].cap)):
+                                 and toks[j + 1].cap) or _abbreviation_stop(toks, j)):
             j += 1
         runs.append((i, j))
         i = j
     return runs
+
+
+def _abbreviation_stop(toks: Sequence[_Tok], j: int) -> bool:
+    """A full stop inside a name: after an initial or a title abbreviation, before a
+    capitalised word ("John F. Kelly", "Gov. Chris Christie")."""
+    return (toks[j].text == "." and j + 1 < len(toks) and toks[j + 1].cap
+            and not toks[j + 1].brk and toks[j - 1].cap
+            and (len(toks[j - 1].text) == 1 or toks[j - 1].lower in _TITLE_ABBREVIATIONS))
+
+
+_TITLE_ABBREVIATIONS = wordset("mr mrs ms dr sen rep gov gen lt col sgt rev")
+
+
+def _run_words(toks: Sequence[_Tok], a: int, b: int) -> tuple[list[_Tok], list[str]]:
+    """A run's tokens without its full stops, and their words with the stop kept on its
+    word ("F.", "Gov.")."""
+    kept = [k for k in range(a, b) if toks[k].text != "."]
+    words = [toks[k].text + ("." if k + 1 < b and toks[k + 1].text == "." else "")
+             for k in kept]
+    return [toks[k] for k in kept], words
 
 
 def _article_names(toks: Sequence[_Tok], quoted: Sequence[Span] = ()) -> _Names:
@@ -925,8 +949,8 @@ def _article_names(toks: Sequence[_Tok], quoted: Sequence[Span] = ()) -> _Names:
             a += 1
         if a == b:
             continue
-        words = [t.text for t in toks[a:b]]
-        lowers = [t.lower for t in toks[a:b]]
+        kept, words = _run_words(toks, a, b)
+        lowers = [t.lower for t in kept]
         titled = [k for k, w in enumerate(lowers) if w in TITLE_WORDS]
         cut = titled[-1] + 1 if titled else 0
         if titled and cut + 2 < len(lowers) and lowers[cut] == "of":
@@ -940,14 +964,15 @@ def _article_names(toks: Sequence[_Tok], quoted: Sequence[Span] = ()) -> _Names:
         if not person:
             continue
         full = " ".join(person)
-        plausible = all(t.lower not in _NOT_PERSON for t in toks[b - len(person):b])
-        if ((titled and plausible) or _looks_like_person(toks[b - len(person):b])) \
+        plausible = all(t.lower not in _NOT_PERSON for t in kept[-len(person):])
+        if ((titled and plausible) or _looks_like_person(kept[-len(person):])) \
                 and a not in inside:
             counts[full] = counts.get(full, 0) + 1
             last = person[-1].lower()
             known = names.by_last.get(last, "")
-            if (counts[full], len(full)) > (counts.get(known, 0), len(known)):
-                names.by_last[last] = full  # the usual full form wins, then the longest
+            if (" " in full, counts[full], len(full)) > (" " in known, counts.get(known, 0),
+                                                         len(known)):
+                names.by_last[last] = full  # a full name, the usual one, then the longest
         if titled:
             title = " ".join(lowers[:cut])
             names.by_title.append((toks[a].start, title, full))
@@ -971,9 +996,12 @@ over after before says said
 def _looks_like_person(toks: Sequence[_Tok]) -> bool:
     """Two to four capitalised words, none of them an organisation or place word, no
     possessive: "Elisabetta Trenta", not "Pell Grants" or "Kent County Republican"."""
-    return 2 <= len(toks) <= 4 and all(
-        t.cap and t.text[1:2].islower() and "'" not in t.text and "’" not in t.text
-        and t.lower not in _NOT_PERSON and t.lower not in _STARTERS for t in toks)
+    return 2 <= len(toks) <= 4 and len(toks[-1].text) > 1 and all(
+        t.cap and (t.text[1:2].islower() or len(t.text) == 1)
+        and "'" not in t.text and "’" not in t.text
+        and t.lower not in _NOT_PERSON and t.lower not in _STARTERS
+        and t.lower not in _FUNCTION_WORDS and t.lower not in _QUANTIFIERS
+        for t in toks)  # not a headline ("Invasion Of Iraq"), nor "One California delegate"
 
 
 def _full_name(names: _Names, words: Sequence[str]) -> str:
@@ -994,27 +1022,60 @@ _SHE = wordset("she her hers herself mrs ms")
 def _person_mentions(toks: Sequence[_Tok], runs: Sequence[tuple[int, int]],
                      names: _Names) -> None:
     """Every mention of a known person, and each person's gender as the pronouns right after
-    their mentions tell it (for "he" / "she" to find a person that fits)."""
+    their mentions as a sentence's subject tell it (after "Asked about Trump, she ..." the
+    pronoun is not Trump's), a gendered title or noun just before ("Mrs.", "actress")
+    counting five times (for "he" / "she" to find a person that fits)."""
     votes: dict[str, int] = {}
     mentions = [(a, b) for a, b in runs if toks[b - 1].lower in names.by_last]
+    line_words = _line_words(toks)
     for n, (a, b) in enumerate(mentions):
         full = names.by_last[toks[b - 1].lower]
         pair = toks[b - 2:b] if b - 2 >= a else []
-        if pair and _looks_like_person(pair) and not full.endswith(f"{pair[0].text} "
+        if pair and _looks_like_person(pair) and pair[0].lower not in _PERSON_NOUNS \
+                and not full.endswith(f"{pair[0].text} "
                                                                     f"{pair[1].text}"):
             full = f"{pair[0].text} {pair[1].text}"  # "Ivanka Trump" beside "Donald Trump"
-        initial = a == 0 or toks[a].brk or toks[a - 1].text in ".!?" \
-            or toks[a - 1].text in _CLOSE_QUOTES
+        initial = (a == 0 or toks[a].brk or toks[a - 1].text in ".!?"
+                   or toks[a - 1].text in _CLOSE_QUOTES) and line_words[a] >= CAPTION_WORDS
+        if n and names.persons and _titled_by(toks, mentions[n - 1][1], a):
+            start, previous, initial = names.persons[-1]  # "McConnell spokesman Don Stewart":
+            names.persons[-1] = (start, previous, False)  # the subject is the spokesman
         names.persons.append((toks[a].start, full, initial))
         stop = min(mentions[n + 1][0] if n + 1 < len(mentions) else len(toks), b + 15)
         if a > 0 and toks[a - 1].lower in _HE | _SHE:
             stop = max(stop, a)
-        window = [t.lower for t in toks[max(a - 1, 0):stop]]
+        window = [t.lower for t in toks[max(a - 1, 0):stop]] if initial else []
+        titled = [t.lower for t in toks[max(a - 3, 0):b]]  # "Mrs. Clinton", "actress X"
         votes[full] = votes.get(full, 0) + sum(w in _HE for w in window) \
-            - sum(w in _SHE for w in window)
+            - sum(w in _SHE for w in window) + 5 * (sum(w in _MALE_NOUNS for w in titled)
+                                                    - sum(w in _FEMALE_NOUNS for w in titled))
     for full, vote in votes.items():
         if vote:
             names.gender[full] = "m" if vote > 0 else "f"
+
+
+#: A line of fewer tokens is a caption, credit or heading ("Neilson Barnard via Getty
+#: Images."): the names in it are not the subjects pronouns refer to.
+CAPTION_WORDS = 8
+
+
+def _line_words(toks: Sequence[_Tok]) -> list[int]:
+    """For every token, the number of tokens on its line."""
+    out: list[int] = []
+    start = 0
+    for i in range(1, len(toks) + 1):
+        if i == len(toks) or toks[i].brk:
+            out.extend([i - start] * (i - start))
+            start = i
+    return out
+
+
+def _titled_by(toks: Sequence[_Tok], end: int, start: int) -> bool:
+    """Whether only lower-case title words stand between a name ending at `end` and one
+    starting at `start` ("McConnell spokesman Don Stewart", "Trump campaign manager X")."""
+    between = toks[end:start]
+    return bool(between) and len(between) <= 4 and all(
+        not t.cap and (t.lower in TITLE_WORDS or t.lower in _ORG_NOUNS) for t in between)
 
 
 def _lower_title_before(toks: Sequence[_Tok], a: int, full: str, names: _Names) -> None:
@@ -1026,74 +1087,308 @@ def _lower_title_before(toks: Sequence[_Tok], a: int, full: str, names: _Names) 
         names.by_title.append((toks[k].start, " ".join(t.lower for t in toks[k:a]), full))
 
 
-def _resolve(mention: str, at: int, names: _Names, speakers: Sequence[tuple[int, str]]) -> str:
-    """The fullest name the article gives for a source mention at offset `at`."""
-    words = mention.split()
-    if not words:
+_RELATIVE = re.compile(r"^(?:who|which)(?:['’]\w*)?$")
+_CONTRACTED = re.compile(r"['’]\w*$")
+_POSSESSIVE = re.compile(r"['’]s?$")
+#: Singular nouns that describe a person ("the candidate", "the 43-year-old", "the actress");
+#: with TITLE_WORDS, a definite description ending in one is resolved to a person.
+_PERSON_NOUNS = wordset("""
+actress actor host anchor journalist reporter columnist author writer pastor preacher reverend
+doctor neurosurgeon surgeon lawyer billionaire businessman businesswoman mogul tycoon developer
+frontrunner front-runner hopeful contender incumbent challenger star singer rapper comedian
+celebrity economist professor pollster analyst activist veteran founder executive ceo donor
+businessperson man woman mother father wife husband son daughter widow nominee candidate
+""")
+_FEMALE_NOUNS = wordset("""
+actress spokeswoman congresswoman chairwoman councilwoman businesswoman woman mother wife
+daughter widow queen mrs ms lady
+""")
+_MALE_NOUNS = wordset("""
+spokesman congressman chairman councilman businessman man father husband son king mr
+""")
+#: People as a group ("voters", "aides", "Trump supporters"): a source that names no person.
+_GROUP_NOUNS = wordset("""
+officials analysts experts critics aides sources supporters democrats republicans voters
+people police prosecutors investigators lawyers observers economists researchers advocates
+opponents residents witnesses authorities leaders members staff staffers protesters
+americans delegates donors activists conservatives liberals progressives evangelicals
+doctors parents students workers women men others some many most both
+""")
+#: Singular people words that introduce someone other than the person in focus ("a campaign
+#: spokesman said"): never resolved to the last person named.
+_ANONYMOUS = wordset("""
+official aide source spokesman spokeswoman spokesperson adviser advisor staffer delegate voter
+resident supporter member friend witness participant attendee
+""")
+_FIRST_PERSON = wordset("i we me us my our")
+
+
+@dataclass
+class _Resolver:
+    """Stage 2's memory of one article, made per `to_quotes` call: its tokens and names, its
+    author, and what the quotes resolved so far said (speakers by offset; contents with
+    their speaker's name; unnamed speakers), filled in text order by `remember`."""
+
+    body: str
+    toks: Sequence[_Tok]
+    names: _Names
+    author: str
+    stripped: bool
+    quoted: Sequence[Span]
+    speakers: list[tuple[int, str]] = field(default_factory=list)
+    said: list[tuple[tuple[Span, ...], str]] = field(default_factory=list)
+    unnamed: list[int] = field(default_factory=list)  # offsets of "a campaign aide said"
+
+    def name_of(self, span: Span) -> str:
+        """The fullest name the article gives for the source mention at `span`."""
+        mention, at = self._mention(span)
+        return self.resolve(mention, at)
+
+    def remember(self, quote: Quote) -> None:
+        """Keep a resolved quote for the pronouns and first persons after it."""
+        if quote.speaker_span is None:
+            return
+        if quote.speaker_name:
+            self.speakers.append((quote.speaker_span[0], quote.speaker_name))
+            self.said.append((quote.content_spans, quote.speaker_name))
+        elif _lower_words(quote.speaker)[-1:] and _lower_words(quote.speaker)[-1] in _ANONYMOUS:
+            self.unnamed.append(quote.speaker_span[0])
+
+    def _mention(self, span: Span) -> tuple[str, int]:
+        """The mention's words for resolution: through a relative pronoun to its antecedent
+        ("Collins, who'd"), the part of it that names someone ("Paul Rieckhoff, founder of
+        ..." -> "Paul Rieckhoff"), edges cleaned ("EPA," "Scott's", "of Americans") and a
+        cut name completed ("John F" -> "John F. Kelly")."""
+        toks = self.toks
+        a, b = _token_index(toks, span[0]), _token_index(toks, span[1])
+        for k in range(a, b):
+            if _RELATIVE.match(toks[k].lower):
+                return _antecedent(toks, k)
+        words = _named_part(toks, a, b)
+        if not words:
+            return self.body[span[0]:span[1]], span[0]
+        first, last = words
+        while last < len(toks) - 2 and len(toks[last - 1].text) == 1 and toks[last - 1].cap \
+                and toks[last].text == "." and toks[last + 1].cap:
+            last += 2  # "John F" + ". Kelly"
+        text, at = _words_from(toks, _description_start(toks, first, last), last)
+        return (_POSSESSIVE.sub("", text) if toks[last - 1].cap else text), at
+
+    def resolve(self, mention: str, at: int) -> str:
+        """The fullest name the article gives for a mention at offset `at`."""
+        words = mention.split()
+        if not words:
+            return ""
+        lowers = [w.lower().rstrip(".") for w in words]
+        pronoun = _CONTRACTED.sub("", lowers[0])  # "I’d", "he’s"
+        if len(words) == 1 and (pronoun in PRONOUNS or pronoun in _FIRST_PERSON):
+            return self._pronoun(pronoun, at)
+        titles = [k for k, lw in enumerate(lowers) if lw in TITLE_WORDS]
+        skip = titles[-1] + 1 if titles else 0
+        if skip + 2 < len(words) and lowers[skip] == "of":
+            skip += 2  # "Secretary of State John F. Kerry"
+        named = [k for k, (w, lw) in enumerate(zip(words, lowers, strict=True))
+                 if k >= skip and w[:1].isupper() and lw not in TITLE_WORDS
+                 and lw not in _STARTERS]
+        if named and _is_description_head(lowers[-1]) and not words[-1][:1].isupper():
+            return self._description(lowers, at, [words[k] for k in named])
+        if len(named) == 1 and lowers[named[0]] in _GROUP_NOUNS:
+            return ""  # "Democrats", "Americans who ...": a group, not a person
+        if named:
+            return _full_name(self.names, words[named[0]:named[-1] + 1])
+        return self._description(lowers, at, [])
+
+    def _pronoun(self, pronoun: str, at: int) -> str:
+        """"he" / "she": the nearest fitting person (`_salient`); "I" / "we": the speaker of
+        the quote they sit in, else (outside quotation marks) the article's author."""
+        if pronoun in ("it", "you", "they", "them"):
+            return ""
+        if pronoun in _FIRST_PERSON:
+            inside = [name for spans, name in self.said
+                      if any(a <= at < b for a, b in spans)]
+            if inside:
+                return inside[-1]
+            if self.stripped or any(a <= at < b for a, b in self.quoted):
+                return self.speakers[-1][1] if self.speakers else ""
+            byline = self.author.split()
+            return "" if not byline or byline[-1].lower() in _OUTLET_WORDS else self.author
+        return self._salient(at, "m" if pronoun in _HE else "f")
+
+    def _salient(self, at: int, want: str) -> str:
+        """The nearest person before `at` that fits `want` ("m", "f" or "" for either),
+        among earlier speakers and the people who start a sentence (subjects), else any
+        person mentioned before who fits."""
+        names = self.names
+        people = {full for _, full, _ in names.persons}
+
+        def fits(name: str) -> bool:
+            return name in people and (not want or names.gender.get(name, want) == want)
+        subjects = [(start, full) for start, full, initial in names.persons if initial]
+        near = [(start, name) for start, name in [*self.speakers, *subjects]
+                if start < at and fits(name)]
+        unnamed = [start for start in self.unnamed if start < at]
+        if unnamed and (not near or max(unnamed) > max(near)[0]):
+            return ""  # "A campaign aide said he ...": the aide, whom the article does not name
+        if near:
+            return max(near)[1]
+        before = [full for start, full, _ in names.persons if start < at and fits(full)]
+        return before[-1] if before else ""
+
+    def _description(self, lowers: list[str], at: int, modifiers: list[str]) -> str:
+        """A description: an outlet noun to the outlet named before, an organisation noun
+        to the organisation ("the Clinton campaign", "the fund"), a group of people to no
+        one, a title to the name it was attached to, and a definite person description ("the
+        candidate", "the Vermont senator") to the nearest person that fits."""
+        words, head = _head_of([w for w in lowers if w not in _DETERMINERS])
+        if head in _OUTLET_NOUNS:
+            before = [name for start, name in self.names.outlets if start < at]
+            return before[-1] if before else (self.names.outlets[0][1]
+                                              if self.names.outlets else "")
+        if head in _ORG_NOUNS:
+            return self._organisation(head, at, modifiers)
+        if head in _GROUP_NOUNS or not head:
+            return ""
+        titled = _titled_name(self.names, " ".join(words), at)
+        if titled or head in _ANONYMOUS or lowers[0] not in ("the", "this", "that"):
+            return titled
+        if head in TITLE_WORDS or head in _PERSON_NOUNS or head.endswith("-old"):
+            want = "f" if head in _FEMALE_NOUNS else "m" if head in _MALE_NOUNS else ""
+            return self._title_holder(head, at, modifiers) or self._salient(at, want)
         return ""
-    lowers = [w.lower() for w in words]
-    if len(words) == 1 and lowers[0] in PRONOUNS:
-        return _resolve_pronoun(lowers[0], at, names, speakers)
-    titles = [k for k, lw in enumerate(lowers) if lw in TITLE_WORDS]
-    skip = titles[-1] + 1 if titles else 0
-    if skip + 2 < len(words) and lowers[skip] == "of":
-        skip += 2  # "Secretary of State John F. Kerry"
-    named = [k for k, (w, lw) in enumerate(zip(words, lowers, strict=True))
-             if k >= skip and w[:1].isupper() and lw not in TITLE_WORDS and lw not in _STARTERS]
-    caps = words[named[0]:named[-1] + 1] if named else []
-    if caps:
-        return _full_name(names, caps)
-    return _resolve_description(lowers, at, names)
 
+    def _title_holder(self, head: str, at: int, modifiers: Sequence[str] = ()) -> str:
+        """The person last named before `at` with a title of this head ("the governor" ->
+        "Gov. Chris Christie") and the description's capitalised words ("the Florida
+        senator" is not "Vermont Sen. Bernie Sanders"), else ""."""
+        wanted = {m.lower().rstrip(".") for m in modifiers}
 
-def _resolve_pronoun(pronoun: str, at: int, names: _Names,
-                     speakers: Sequence[tuple[int, str]]) -> str:
-    """"he" / "she": the nearest person before it that fits, among earlier speakers and the
-    people who start a sentence (subjects), else any person mentioned before who fits;
-    "I" / "we": the last speaker (a first-person source sits inside that speaker's quote)."""
-    if pronoun in ("it", "you", "they", "them"):
+        def fits(title: str) -> bool:
+            words = [_TITLE_NOUNS.get(w.rstrip("."), w.rstrip(".")) for w in title.split()]
+            return head in words and wanted <= set(words)
+        holders = [(start, full) for start, title, full in self.names.by_title
+                   if start < at and fits(title)]
+        if not holders:
+            return ""
+        full = max(holders)[1]
+        last = full.split()[-1].lower() if full else ""
+        return self.names.by_last.get(last, full) if len(full.split()) == 1 else full
+
+    def _organisation(self, head: str, at: int, modifiers: list[str]) -> str:
+        """"the Clinton campaign" -> "Clinton campaign"; "the fund" -> the last organisation
+        named before that ends in the noun; "the campaign" -> the last "<Name> campaign"
+        written before; "the ministry" -> "China's foreign ministry" written just before
+        (NEAR_ORGANISATION); else no one."""
+        if modifiers:
+            return " ".join([*(_POSSESSIVE.sub("", m) for m in modifiers), head])
+        named = [name for start, name in self.names.orgs
+                 if start < at and name.lower().endswith(" " + head)]
+        if named:
+            return named[-1]
+        pattern = re.compile(r"\b((?:[A-Z][\w-]*(?:['’]s)? )+)((?:[a-z]+ ){0,2})"
+                             + re.escape(head) + r"\b")
+        for found in reversed(list(pattern.finditer(self.body, 0, at))):
+            owner = [w for w in found.group(1).split()
+                     if w.lower() not in _STARTERS and w.lower() not in _CALENDAR]
+            between = found.group(2).split()
+            if owner and not any(w in _NOT_IN_PHRASE or w in _DETERMINERS for w in between) \
+                    and (not between or at - found.end() <= NEAR_ORGANISATION):
+                owner = owner if between else [_POSSESSIVE.sub("", w) for w in owner]
+                return " ".join([*owner, *between, head])
         return ""
-    if pronoun in ("i", "we"):
-        return speakers[-1][1] if speakers else ""
-    want = "m" if pronoun in _HE else "f"
-    people = {full for _, full, _ in names.persons}
 
-    def fits(name: str) -> bool:
-        return name in people and names.gender.get(name, want) == want
-    subjects = [(start, full) for start, full, initial in names.persons if initial]
-    near = [(start, name) for start, name in [*speakers, *subjects] if start < at and fits(name)]
-    if near:
-        return max(near)[1]
-    before = [full for start, full, _ in names.persons if start < at and fits(full)]
-    return before[-1] if before else ""
+
+#: "the ministry" takes a "<Name> <adjective> ministry" written at most this many characters
+#: before it ("China's foreign ministry").
+NEAR_ORGANISATION = 300
+#: Title words that modify a head rather than end a description ("former employees").
+_TITLE_MODIFIERS = wordset("former deputy vice prime acting chief senior top")
+#: Abbreviated titles as the nouns a description uses ("Sen. X" is "the senator").
+_TITLE_NOUNS = {"sen": "senator", "gov": "governor", "rep": "representative",
+                "gen": "general", "pres": "president"}
+
+
+def _head_of(words: list[str]) -> tuple[list[str], str]:
+    """A description's words up to its head noun, and the head: the last word a
+    description can end in ("the judge rubbed" -> "judge"), before an "of" that follows
+    it ("former secretary of state" -> "secretary")."""
+    heads = [k for k, w in enumerate(words)
+             if _is_description_head(w) and w not in _TITLE_MODIFIERS]
+    if not heads:
+        return words, words[-1] if words else ""
+    last = heads[-1]
+    if last + 1 < len(words) and words[last + 1] != "of":
+        words = words[:last + 1]
+    return words, words[last]
+
+
+def _lower_words(mention: str) -> list[str]:
+    """The mention's words in lower case, punctuation dropped."""
+    return [w.lower() for w in re.findall(r"\w[\w'’-]*", mention)]
+
+
+def _is_description_head(word: str) -> bool:
+    """A lower-case noun a description can end in (not a name)."""
+    return (word in _OUTLET_NOUNS or word in _ANONYMOUS or word in _ORG_NOUNS
+            or word in _GROUP_NOUNS or word in TITLE_WORDS or word in _PERSON_NOUNS
+            or word.endswith("-old"))
+
+
+def _titled_name(names: _Names, phrase: str, at: int) -> str:
+    """The name a title was attached to ("the defense minister" -> "Elisabetta Trenta"),
+    the latest before `at` (else the first after)."""
+    best = ""
+    for start, title, full in names.by_title:
+        fits = title == phrase or title.endswith(" " + phrase) or (
+            " " in title and phrase.endswith(" " + title))  # "former secretary of state"
+        if phrase and fits and (start < at or not best):
+            best = full
+    last = best.split()[-1].lower() if best else ""
+    return names.by_last.get(last, best) if len(best.split()) == 1 else best
+
+
+def _named_part(toks: Sequence[_Tok], a: int, b: int) -> tuple[int, int] | None:
+    """Token range of the part of a mention that names someone: split at commas and
+    brackets, the first part with a name word (else the first part), punctuation and
+    leading prepositions dropped."""
+    parts: list[tuple[int, int]] = []
+    start = a
+    for k in range(a, b + 1):
+        if k == b or toks[k].text in ",()[];:—–":
+            if k > start:
+                parts.append((start, k))
+            start = k + 1
+    cleaned = []
+    for first, last in parts:
+        while first < last and (not toks[first].text[0].isalnum() or toks[first].lower in
+                                ("of", "by", "from", "and", "to")):
+            first += 1
+        while last > first and not toks[last - 1].text[0].isalnum():
+            last -= 1
+        if last > first:
+            cleaned.append((first, last))
+    named = [(f, la) for f, la in cleaned if any(
+        t.cap and t.lower not in TITLE_WORDS and t.lower not in _STARTERS for t in toks[f:la])]
+    chosen = named or cleaned
+    return chosen[0] if chosen else None
+
+
+def _description_start(toks: Sequence[_Tok], first: int, last: int) -> int:
+    """A lower-case mention cut before its determiner ("estate tycoon" of "the real estate
+    tycoon") starts at the determiner, at most three words back."""
+    if toks[first].cap or toks[first].lower in _DETERMINERS:
+        return first
+    for k in range(first - 1, max(first - 4, -1), -1):
+        if toks[k].lower in ("the", "this", "that"):
+            return k
+        if not toks[k].text[0].isalpha() or toks[k].cap or toks[k].lower in _NOT_IN_PHRASE:
+            break
+    return first
 
 
 _ORG_NOUNS = wordset("""
 agency fund committee department office company group organization organisation union council
 board court administration party foundation institute ministry commission bank campaign
 """)
-
-
-def _resolve_description(lowers: list[str], at: int, names: _Names) -> str:
-    """"the defense minister" -> the name that title was attached to; "the influential US
-    daily" -> the outlet named last before it."""
-    words = [w for w in lowers if w not in _DETERMINERS]
-    if words and words[-1] in _OUTLET_NOUNS:
-        before = [name for start, name in names.outlets if start < at]
-        return before[-1] if before else (names.outlets[0][1] if names.outlets else "")
-    if words and words[-1] in _ORG_NOUNS:
-        named = [name for start, name in names.orgs
-                 if start < at and name.lower().endswith(" " + words[-1])]
-        if named:
-            return named[-1]  # "the fund" -> "International Monetary Fund"
-    phrase = " ".join(words)
-    best = ""
-    for start, title, full in names.by_title:
-        fits = title == phrase or title.endswith(" " + phrase)
-        if phrase and fits and (start < at or not best):
-            best = full
-    last = best.split()[-1].lower() if best else ""
-    return names.by_last.get(last, best) if len(best.split()) == 1 else best
 
 
 def _venue(body: str, toks: Sequence[_Tok], cue: Span | None) -> Span | None:
@@ -1123,19 +1418,45 @@ def _venue(body: str, toks: Sequence[_Tok], cue: Span | None) -> Span | None:
     return None
 
 
-def _antecedent(toks: Sequence[_Tok], mention: str, at: int) -> tuple[str, int]:
-    """For a relative "who" / "which", the mention it refers to ("Trenta who told", "Obama,
-    who pressed"); any other mention is itself."""
-    if mention.lower() not in ("who", "which"):
-        return mention, at
-    j = _token_index(toks, at) - 1
+def _antecedent(toks: Sequence[_Tok], rel: int) -> tuple[str, int]:
+    """For a relative "who" / "which" at token `rel`, the mention it refers to: the name
+    before it ("Trenta who told", "Obama, who pressed"), through an appositive ("Ted Cruz,
+    the Texas senator, who"), else the noun phrase before it ("the star journalist, who")."""
+    j = rel - 1
     if j >= 0 and toks[j].text == ",":
         j -= 1
-    if j < 0 or not toks[j].cap:
-        return mention, at
+    if j < 0 or not toks[j].text[0].isalpha():
+        return toks[rel].text, toks[rel].start
     whole = _Sentence(toks, 0, len(toks), False, frozenset(), CUE_VERBS)
-    a = _name_run_back(whole, j, max(0, j - 8))
-    return " ".join(t.text for t in toks[a:j + 1]), toks[a].start
+    if toks[j].cap:
+        return _words_from(toks, _name_run_back(whole, j, max(0, j - 8)), j + 1)
+    for k in range(j, max(j - 10, 0), -1):
+        if toks[k].text in ".;:!?" or toks[k].text in _QUOTE_CHARS:
+            break
+        if toks[k].text == "," and whole.is_name_word(k - 1) and (
+                toks[k + 1].lower in _ARTICLES or toks[k + 1].cap):
+            return _words_from(toks, _name_run_back(whole, k - 1, max(0, k - 9)), k)
+    a = j
+    while a > 0 and j - a < 5 and toks[a].lower not in _DETERMINERS:
+        before = toks[a - 1]
+        if not before.text[0].isalpha() or before.cap or (before.lower in _NOT_IN_PHRASE
+                                                          and before.lower not in _DETERMINERS):
+            break
+        a -= 1
+    return _words_from(toks, a, j + 1)
+
+
+def _words_from(toks: Sequence[_Tok], a: int, b: int) -> tuple[str, int]:
+    """Tokens a..b as mention words (a full stop kept on its word: "John F. Kelly") and the
+    offset they start at."""
+    words: list[str] = []
+    for tok in toks[a:b]:
+        if tok.text == "." and words:
+            words[-1] += "."
+        else:
+            words.append(tok.text)
+    return " ".join(words), toks[a].start
+
 
 
 def _cue_span(cue: tuple[Span, ...]) -> Span | None:
@@ -1155,26 +1476,26 @@ def to_quotes(article: Article, attributions: Sequence[Attribution]) -> tuple[Qu
 
 def _to_quotes(article: Article, attributions: Sequence[Attribution],
                toks: Sequence[_Tok]) -> tuple[Quote, ...]:
-    """Stage 2 on tokens already made; earlier speakers help resolve pronouns."""
+    """Stage 2 on tokens already made; earlier quotes help resolve pronouns."""
     body = article.body
-    names = _article_names(toks, () if is_stripped(body) else _quote_spans(body))
     stripped = is_stripped(body)
+    quoted = () if stripped else tuple(_quote_spans(body))
+    resolver = _Resolver(body, toks, _article_names(toks, quoted), article.author, stripped,
+                         quoted)
     out: list[Quote] = []
-    speakers: list[tuple[int, str]] = []
     seen: set[str] = set()
     for att in sorted(attributions, key=lambda x: x.content[0]):
-        quote = _quote(article, att, toks, names, stripped, speakers)
+        quote = _quote(article, att, toks, resolver)
         if quote.id in seen:
             continue
         seen.add(quote.id)
-        if quote.speaker_name and quote.speaker_span is not None:
-            speakers.append((quote.speaker_span[0], quote.speaker_name))
+        resolver.remember(quote)
         out.append(quote)
     return tuple(out)
 
 
-def _quote(article: Article, att: Attribution, toks: Sequence[_Tok], names: _Names,
-           stripped: bool, speakers: Sequence[tuple[int, str]]) -> Quote:
+def _quote(article: Article, att: Attribution, toks: Sequence[_Tok],
+           resolver: _Resolver) -> Quote:
     """One attribution as a Quote: mention, resolved name, cue, venue, kind."""
     body = article.body
     spans = tuple(sorted(att.content))
@@ -1184,13 +1505,12 @@ def _quote(article: Article, att: Attribution, toks: Sequence[_Tok], names: _Nam
     venue_span = _venue(body, toks, cue_span)
     first = body[spans[0][0]:spans[0][0] + 1]
     direct = first in _QUOTE_CHARS or body.startswith("''", spans[0][0])
-    kind = None if stripped else ("direct" if direct else "indirect")
+    kind = None if resolver.stripped else ("direct" if direct else "indirect")
     return Quote(
         article_id=article.id, content_spans=spans,
         content=" ... ".join(body[a:b] for a, b in spans),
         speaker=speaker, speaker_span=speaker_span,
-        speaker_name=_resolve(*_antecedent(toks, speaker, speaker_span[0]), names, speakers)
-        if speaker_span else "",
+        speaker_name=resolver.name_of(speaker_span) if speaker_span else "",
         cue=body[cue_span[0]:cue_span[1]] if cue_span else "", cue_span=cue_span,
         venue=body[venue_span[0]:venue_span[1]] if venue_span else "", venue_span=venue_span,
         kind=kind, published=article.published, source=article.source)

@@ -300,6 +300,13 @@ class _Run:
         self.chunking = ChunkingConfig.from_settings(settings)
         self.new_articles: dict[str, Article] = {}  # content not stored yet, by id
         self.written: set[str] = set()  # ids of the articles this run wrote
+        # (title, chunks) of each article this run wrote, for the keyword index's delta
+        self.written_chunks: dict[str, tuple[str, list[Chunk]]] = {}
+        self.released: set[str] = set()  # article ids of keys this run dropped or replaced
+        self.deleted: list[str] = []  # article ids this run deleted from the store
+        # whether the store and keyword index are as the last completed run left them (then
+        # only what the manifest says changed is looked at; see `_clean_up`)
+        self.trusted = False
         self.extractor = extractor or default_extractor(settings.encoder_signature)
 
     def execute(self, paths: Sequence[str | os.PathLike[str]], prune: bool | None,
@@ -308,16 +315,19 @@ class _Run:
         with Manifest(self.settings.manifest_path) as manifest:
             self._check_chunking(manifest)
             scan = self._scan(paths, prune, manifest)
-            if (not scan.changed and not scan.gone and not self.force_keyword
-                    and self._untouched(manifest) and self._quotes_current(manifest)):
+            self.trusted = not self.force_keyword and self._untouched(manifest)
+            if (not scan.changed and not scan.gone and self.trusted
+                    and self._quotes_current(manifest)):
                 # nothing to do, and the store is exactly as the last run left it: no need to
                 # open it (or to import Chroma, or to load the model)
                 return self._quick_report(manifest, scan.files, started)
             self.store.exists()  # raises ModelMismatchError before any work
-            stored_ids = self.store.article_ids()
+            stored_ids = set() if self.trusted else self.store.article_ids()
             results = self._read_all(self._to_read(scan, manifest, stored_ids))
             if strict and self.counts.errors:
                 self._refuse_strict()
+            if self.trusted:
+                stored_ids = self._stored_among(results, manifest)
             plans, new_articles = self._plan_articles(results, stored_ids)
             self._embed_and_record(plans, new_articles, stored_ids, manifest)
             self._prune(scan.gone, manifest)
@@ -385,8 +395,9 @@ class _Run:
 
     def _to_read(self, scan: _Scan, manifest: Manifest, stored_ids: set[str]
                  ) -> list[InputFile]:
-        """Changed files, and files whose articles are recorded but missing from the store."""
-        missing = manifest.referenced_ids() - stored_ids
+        """Changed files, and files whose articles are recorded but missing from the store
+        (none when the store is as the last completed run left it)."""
+        missing = set() if self.trusted else manifest.referenced_ids() - stored_ids
         reread = manifest.files_referencing(missing) if missing else set()
         changed = {item.path for item in scan.changed} | reread
         self._count_unchanged(manifest, [f for f in scan.files if f.path not in changed])
@@ -413,6 +424,13 @@ class _Run:
             reason = f"cannot be read ({type(exc).__name__}: {str(exc)[:200] or 'no detail'})"
             return SourceResult(item.path, errors=((item.path, reason),), mtime=item.mtime,
                                 size=item.size)
+
+    @staticmethod
+    def _stored_among(results: list[SourceResult], manifest: Manifest) -> set[str]:
+        """Which of the articles read are stored, when the store is as the last completed run
+        left it (it then holds exactly the articles the manifest references): lookups."""
+        return manifest.referenced_among(article.id for result in results
+                                         for article in result.articles)
 
     def _refuse_strict(self) -> None:
         errors = self.counts.errors
@@ -502,6 +520,8 @@ class _Run:
             items.append((article, chunks, vectors[offset:offset + len(chunks)]))
             offset += len(chunks)
         self.store.upsert_articles(items, quotes)
+        self.written_chunks.update((article.id, (article.title, chunks))
+                                   for article, chunks in group)
 
     def _embed_with_quotes(self, group: list[tuple[Article, list[Chunk]]], texts: list[str],
                            embedder: Embedder, progress: Callable[[int, int], None]
@@ -575,16 +595,18 @@ class _Run:
             if not set(plan.refs.values()) <= stored_ids:
                 still.append(plan)
                 continue
-            self._count_keys(plan, manifest)
             result = plan.result
+            old = manifest.refs(result.path)
+            self._count_keys(plan, old, manifest)
+            self.released.update(old.values())
             manifest.replace_file(result.path, result.mtime, result.size, plan.refs.items(),
                                   result.errors)
         return still
 
-    def _count_keys(self, plan: _Plan, manifest: Manifest) -> None:
-        """Count a file's keys as indexed, updated, unchanged, duplicate or removed."""
+    def _count_keys(self, plan: _Plan, old: Mapping[str, str], manifest: Manifest) -> None:
+        """Count a file's keys as indexed, updated, unchanged, duplicate or removed (`old`:
+        the file's keys as recorded before)."""
         counts = self.counts
-        old = manifest.refs(plan.result.path)
         seen: dict[str, str] = {}  # article id -> first key in this file
         for key, article_id in plan.refs.items():
             if key not in old:
@@ -614,15 +636,28 @@ class _Run:
 
     def _prune(self, gone: list[str], manifest: Manifest) -> None:
         for path in gone:
+            self.released.update(manifest.refs(path).values())
             self.counts.removed += manifest.remove_file(path)
 
     def _clean_up(self, manifest: Manifest) -> tuple[int, int]:
-        """Delete articles no key references and orphan chunks; returns (articles, chunks)."""
-        unreferenced = sorted(self.store.article_ids() - manifest.referenced_ids())
+        """Delete articles no key references and orphan chunks; returns (articles, chunks).
+
+        When the store is as the last completed run left it (`trusted`), only the articles
+        whose keys this run dropped can have lost their last key, and no write was cut
+        short: a lookup of those ids, so a small update costs the same in any size of index.
+        Otherwise every stored article is compared with the manifest and orphans are swept.
+        """
+        if self.trusted:
+            unreferenced = sorted(self.released - manifest.referenced_among(self.released))
+        else:
+            unreferenced = sorted(self.store.article_ids() - manifest.referenced_ids())
         self.store.delete_articles(unreferenced,
                                    lambda done, total: self.report("cleanup", done, total))
+        self.deleted = unreferenced
         self.counts.articles_deleted += len(unreferenced)
         articles, chunks = self.store.count()
+        if self.trusted:
+            return articles, chunks
         listed_chunks = sum(n for _, n in self.store.list_articles()) if articles else 0
         if listed_chunks != chunks:
             self.store.sweep_orphan_chunks()
@@ -643,17 +678,25 @@ class _Run:
         if (changed_store or self.force_keyword
                 or not in_step(self.settings.keyword_dir, fingerprint)):
             self.report("keyword", 0, 1)
-            keyword = open_index(self.settings.keyword_dir)
-            try:
-                keyword.sync(self.store)
-            finally:
-                keyword.close()
+            self._update_keyword(fingerprint)
             self.report("keyword", 1, 1)
             _bump_generation(self.settings)
         elif not generation(self.settings):
             _bump_generation(self.settings)
         manifest.set("counts", json.dumps([articles, chunks]))
         manifest.set("store", self.store.fingerprint())
+
+    def _update_keyword(self, fingerprint: str) -> None:
+        """Bring the keyword index in step: after a completed run (`trusted`: it was in step
+        then) only this run's written and deleted articles are applied, else a full `sync`."""
+        keyword = open_index(self.settings.keyword_dir)
+        try:
+            if self.trusted:
+                keyword.apply(list(self.written_chunks.values()), self.deleted, fingerprint)
+            else:
+                keyword.sync(self.store)
+        finally:
+            keyword.close()
 
     def _report(self, articles: int, chunks: int, started: float) -> IndexReport:
         counts = self.counts

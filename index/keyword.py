@@ -428,29 +428,29 @@ class KeywordIndex:
                 self.refresh()  # a loaded view follows; an unloaded one loads on first search
 
     def sync(self, store: Store) -> bool:
-        """Bring this index in step with the store; True if anything changed. Article ids
-        are compared (one read of ids): gone ones are dropped, new ones' chunks fetched and
-        added. When the chunk totals then disagree (an article re-chunked or re-titled under
-        its id), every article's title and chunk count are compared too. The stamp is read
-        before the store, so a write meanwhile moves it again and is caught up next time."""
+        """Bring this index in step with the store; True if anything changed. Every stored
+        article's id, title and chunk count are compared with this index's (one read of the
+        article records): gone ones are dropped, new ones and ones whose title or chunk count
+        differ (deleted and stored again under the same id, re-titled or re-chunked) have
+        their chunks fetched and added again. The stamp is read before the store, so a write
+        meanwhile moves it again and is caught up next time."""
         fingerprint = store.fingerprint()
-        stored, own = store.article_ids(), self.articles()
-        changed = self._replace(store, sorted(stored - set(own)), set(own) - stored,
-                                fingerprint)
-        if sum(count for aid, (_, count) in self.articles().items()) != store.count()[1]:
-            listed = {meta.id: (meta.title, count) for meta, count in store.list_articles()}
-            own = self.articles()
-            differ = {aid for aid, seen in own.items() if listed.get(aid) != seen}
-            changed |= self._replace(store, sorted(differ & set(listed)), differ, fingerprint)
+        listed = {meta.id: (meta.title, count) for meta, count in store.list_articles()}
+        own = self.articles()
+        differ = {aid for aid, seen in own.items() if listed.get(aid) != seen}
+        fresh = (set(listed) - set(own)) | (differ & set(listed))
+        titles = {aid: title for aid, (title, _) in listed.items()}
+        changed = self._replace(store, sorted(fresh), differ, fingerprint, titles)
         if not changed and self.synced != fingerprint:
             self.apply([], [], fingerprint)
         return changed
 
-    def _replace(self, store: Store, new: list[str], gone: set[str], fingerprint: str) -> bool:
+    def _replace(self, store: Store, new: list[str], gone: set[str], fingerprint: str,
+                 titles: Mapping[str, str]) -> bool:
         """Drop `gone` articles and add `new` ones with their chunks read from the store."""
         if not new and not gone:
             return False
-        self.apply(_fetch(store, new), gone, fingerprint)
+        self.apply(_fetch(store, new, titles), gone, fingerprint)
         return True
 
     def catch_up(self, store: Store) -> bool:
@@ -469,13 +469,15 @@ class KeywordIndex:
 BULK_FETCH_ARTICLES = 200
 
 
-def _fetch(store: Store, article_ids: list[str]) -> list[tuple[str, list[Chunk]]]:
-    """(title, chunks in order) of these stored articles."""
+def _fetch(store: Store, article_ids: list[str], listed_titles: Mapping[str, str]
+           ) -> list[tuple[str, list[Chunk]]]:
+    """(title, chunks in order) of these stored articles (`listed_titles`: the titles of the
+    article records, as just listed)."""
     found: dict[str, list[Chunk]] = {}
     titles: dict[str, str] = {}
     if len(article_ids) > BULK_FETCH_ARTICLES:
         wanted = set(article_ids)
-        titles = {meta.id: meta.title for meta, _ in store.list_articles() if meta.id in wanted}
+        titles = {aid: listed_titles.get(aid, "") for aid in wanted}
         for chunk in store.iter_chunks():
             if chunk.article_id in wanted:
                 found.setdefault(chunk.article_id, []).append(chunk)

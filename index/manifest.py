@@ -149,6 +149,19 @@ class Manifest:
         return {row[0] for row in self._db.execute("SELECT DISTINCT article_id FROM refs")}
 
     @_mapped
+    def referenced_among(self, article_ids: Iterable[str]) -> set[str]:
+        """Those of `article_ids` that some key references: indexed lookups, so the cost
+        follows the ids asked about, not the size of the index."""
+        wanted = sorted(set(article_ids))
+        found: set[str] = set()
+        for begin in range(0, len(wanted), 500):
+            part = wanted[begin:begin + 500]
+            found.update(row[0] for row in self._db.execute(
+                f"SELECT DISTINCT article_id FROM refs WHERE article_id IN "
+                f"({','.join('?' * len(part))})", part))
+        return found
+
+    @_mapped
     def other_keys(self, article_id: str, path: str) -> int:
         """How many keys from files other than `path` reference `article_id`."""
         row = self._db.execute("SELECT COUNT(*) FROM refs WHERE article_id = ? AND path != ?",

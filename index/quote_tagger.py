@@ -283,31 +283,142 @@ def distance(text: str, a: Span, b: Span) -> int:
     return max(right[0] - left[1], 0) + PARAGRAPH * between.count("\n\n")
 
 
+#: A sentence ends between two spans: a full stop (maybe inside a closing quotation mark)
+#: before a capital, or a line break.
+_SENTENCE_BREAK = re.compile(r"[.!?][”\"’]?\s+[“\"‘]?[A-Z]|\n")
+
+
 def _nearest(text: str, span: Span, candidates: Sequence[Span]) -> Span | None:
     scored = [(distance(text, span, c), c) for c in candidates]
     scored = [(d, c) for d, c in scored if d <= MAX_LINK]
     return min(scored)[1] if scored else None
 
 
+def same_sentence(text: str, a: Span, b: Span) -> bool:
+    """Whether no sentence ends between two spans."""
+    left, right = (a, b) if a[0] <= b[0] else (b, a)
+    # the full stop that ends the left span ("... twice.”") and the capital that starts the
+    # right one belong to the break
+    begin = max(left[0], left[1] - 2)
+    return _SENTENCE_BREAK.search(text, begin, max(begin, right[0] + 2)) is None
+
+
+def nearest(text: str, span: Span, candidates: Sequence[Span]) -> Span | None:
+    """The nearest candidate in the span's sentence, else the nearest within MAX_LINK (train:
+    +1.6 points speaker match, +0.4 content F1 over the nearest alone)."""
+    return (_nearest(text, span, [c for c in candidates if same_sentence(text, span, c)])
+            or _nearest(text, span, candidates))
+
+
+# --- post-processing: spans snapped to words and quotation marks ----------------------------
+
+#: A quotation continues the previous speaker's at most this many characters after it.
+CONTINUATION_GAP = 200
+#: Beside a quotation sharing its cue, an unquoted content of fewer words is dropped.
+STRAY_WORDS = 5
+
+
+def snap_to_words(text: str, span: Span) -> Span:
+    """A span widened to whole words (the tagger tags word pieces: "bell" + "ther")."""
+    start, end = span
+    while 0 < start < len(text) and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while 0 < end < len(text) and text[end - 1].isalnum() and text[end].isalnum():
+        end += 1
+    return (start, end)
+
+
+def merge_overlapping(spans: Sequence[Span]) -> list[Span]:
+    """Spans in text order, overlapping ones joined (snapping can make two overlap)."""
+    out: list[Span] = []
+    for span in sorted(spans):
+        if out and span[0] < out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], span[1]))
+        else:
+            out.append(span)
+    return out
+
+
+def is_quoted(text: str, span: Span) -> bool:
+    """Whether a content starts with a quotation mark (a direct quote)."""
+    return text[span[0]:span[0] + 1] in OPEN_QUOTES + "\"'"
+
+
+def clean_contents(text: str, spans: Sequence[Span]) -> list[Span]:
+    """The tagger's content spans snapped to whole words (overlaps joined), each trimmed to
+    the quotation it ends in when a colon leads into it (`after_colon`)."""
+    return [after_colon(text, span)
+            for span in merge_overlapping([snap_to_words(text, span) for span in spans])]
+
+
+_OPENING = re.compile(r"[“\"‘]")
+
+
+def after_colon(text: str, span: Span) -> Span:
+    """"Nevadans: “This one is for you.”" -> the quotation alone, a direct quote: a content
+    whose words before a colon lead into a quotation running to its end (train: +0.4 points
+    direct-quote F1; without the colon the words are mostly part of an indirect content)."""
+    start, end = span
+    inner = text[start:end]
+    opening = _OPENING.search(inner)
+    if opening is None or opening.start() == 0 or not inner[:opening.start()].rstrip() \
+            .endswith(":") or not inner.rstrip(" .,;:!?").endswith(("”", '"', "’")):
+        return span
+    return (start + opening.start(), end)
+
+
 def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
-    """Contents linked to their nearest cue, cues to their nearest source; contents sharing a
-    cue form one attribution (a two-part quote around "he said")."""
+    """Contents (`clean_contents`) linked to the nearest cue in their sentence (else the
+    nearest), cues to the nearest source outside those contents; contents sharing a cue form
+    one attribution (a two-part quote around "he said"), the quoted ones apart from the rest
+    (`split_quoted`); a quotation continuing a speaker's words takes their source
+    (`continue_quotes`)."""
     cues = [(s.start, s.end) for s in spans if s.kind == "CUE"]
     sources = [(s.start, s.end) for s in spans if s.kind == "SOURCE"]
     groups: dict[Span | None, list[Span]] = {}
-    for span in spans:
-        if span.kind == "CONTENT":
-            content = (span.start, span.end)
-            cue = _nearest(text, content, cues)
-            groups.setdefault(cue if cue else content, []).append(content)
+    for content in clean_contents(text, [(s.start, s.end) for s in spans
+                                         if s.kind == "CONTENT"]):
+        cue = nearest(text, content, cues)
+        groups.setdefault(cue if cue else content, []).append(content)
     out = []
     for key, contents in groups.items():
         cue = key if key in cues else None
         anchor = cue or contents[0]
-        source = _nearest(text, anchor, sources)
-        out.append(Attribution(tuple(sorted(contents)), (source,) if source else (),
-                               (cue,) if cue else ()))
-    return sorted(out, key=lambda a: a.content[0])
+        outside = [s for s in sources if not any(a <= s[0] and s[1] <= b for a, b in contents)]
+        source = nearest(text, anchor, outside)
+        for part in split_quoted(text, contents):
+            out.append(Attribution(tuple(sorted(part)), (source,) if source else (),
+                                   (cue,) if cue else ()))
+    return continue_quotes(text, sorted(out, key=lambda a: a.content[0]))
+
+
+def continue_quotes(text: str, found: Sequence[Attribution]) -> list[Attribution]:
+    """A quotation with no cue in its own sentence, right after an attributed quotation
+    (same paragraph or the next), continues that speaker's words: it takes their source and
+    cue rather than a cue across a full stop (train: +1.7 points direct speaker match)."""
+    out: list[Attribution] = []
+    for att in found:
+        first = att.content[0]
+        if out and att.cue and is_quoted(text, first) \
+                and not same_sentence(text, first, att.cue[0]):
+            previous = out[-1]
+            gap = text[previous.content[-1][1]:first[0]]
+            if previous.source and is_quoted(text, previous.content[0]) \
+                    and gap.count("\n") <= 2 and len(gap) < CONTINUATION_GAP:
+                att = Attribution(att.content, previous.source, previous.cue)
+        out.append(att)
+    return out
+
+
+def split_quoted(text: str, contents: Sequence[Span]) -> list[list[Span]]:
+    """Contents sharing a cue: the quoted ones (a two-part quote) apart from the others, so a
+    phrase the tagger put beside a quotation does not hide that it is direct; beside a
+    quotation, an unquoted phrase of fewer than STRAY_WORDS words is a stray and is dropped."""
+    quoted = [span for span in contents if is_quoted(text, span)]
+    other = [span for span in contents if not is_quoted(text, span)]
+    if quoted:
+        other = [span for span in other if len(text[span[0]:span[1]].split()) >= STRAY_WORDS]
+    return [part for part in (quoted, other) if part]
 
 
 # --- the tagger ----------------------------------------------------------------------------

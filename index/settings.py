@@ -96,6 +96,10 @@ class Settings:
         False, "Let the support check cite an LLM sentence the model left without [n] to a "
         "passage that supports it (warned in the answer). Off: measured with SmolLM2 it "
         "replaced right offline answers (docs/llm.md).", "NEWSQA_LLM_CITE_UNCITED", "qa")
+    reader: bool = _setting(
+        True, "Answer offline with the learned reader (qa/weights/reader/): it picks the span "
+        "that answers, leads with the short answer and records its calibrated confidence. "
+        "Off: the extractive answerer alone.", "NEWSQA_READER", "qa")
 
     # --- ui: the web chat ---------------------------------------------------------------------
     auth: str = _setting("", "USER:PASS required to open the web chat; empty for none.",

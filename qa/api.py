@@ -27,6 +27,7 @@ from qa.llm import make_chat_model, validate_spec
 from qa.pipeline import Pipeline, Request, assemble
 from qa.question import clean_question
 from qa.quotes import QuoteIndex
+from qa.reader import Reader
 from qa.records import Answer, Speaker
 from qa.retriever import Filters, NewsQARetriever, RetrievalConfig, Retriever
 
@@ -49,6 +50,7 @@ class NewsQA:
                                           config=retrieval)
         self.extractive = ExtractiveAnswerer(self.embedder, article_loader=self.store.get_article)
         self.quote_index = QuoteIndex(self.store, self.embedder)
+        self.reader = Reader() if settings.reader else None  # loads in warm_up / first use
         self._llm = llm
         if isinstance(llm, str) or (llm is None and settings.llm):
             validate_spec(llm if isinstance(llm, str) else settings.llm)
@@ -82,12 +84,16 @@ class NewsQA:
                                               chat_model=self._chat_model(),
                                               generation=self.generation,
                                               quotes=self.quote_index,
-                                              cite_uncited=self.settings.llm_cite_uncited)
+                                              cite_uncited=self.settings.llm_cite_uncited,
+                                              reader=self.reader)
         return self._pipeline
 
     def warm_up(self) -> None:
-        """Load the model, open the store and the keyword index, set up the LLM if any."""
+        """Load the model (and the reader's weights), open the store and the keyword index,
+        set up the LLM if any."""
         self.embedder.warm_up()
+        if self.reader is not None:
+            self.reader.warm_up()
         self.retriever_engine.warm_up()
         _ = self.pipeline
 

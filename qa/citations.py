@@ -12,6 +12,7 @@ markers, quotes only flagged) is the lenient resolver and no longer the LLM path
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -138,8 +139,7 @@ def _resolve_given(used: list[int], citations: Sequence[Citation],
             mapping[number] = len(mapping) + 1
         else:
             notes.append(f"citation [{number}] removed: there is no source [{number}]")
-    checked = [Citation(number=mapping[n], article=c.article, quote=c.quote, start=c.start,
-                        end=c.end, chunk_id=c.chunk_id)
+    checked = [dataclasses.replace(c, number=mapping[n])  # keeps the short answer's offsets
                for n, c in valid.items() if n in mapping]
     sources = {mapping[n]: by_chunk[c.chunk_id] for n, c in valid.items() if n in mapping}
     return _Resolved(mapping, checked, sources)

@@ -28,6 +28,7 @@ from qa.llm import LLMAnswerer, LLMRewriter
 from qa.question import FollowupRule, QuestionInfo, QuestionKind, clean_question, route
 from qa.quote_answer import QuoteAnswerer
 from qa.quotes import QuoteIndex
+from qa.reading import ReaderGate, ReadingAnswerer, SpanReader
 from qa.records import Answer, Answerer, Passage
 from qa.retriever import Filters, Retriever
 from qa.support import SupportChecker
@@ -275,7 +276,8 @@ def _lines_then(answer: Answer) -> Iterator[str | Answer]:
 
 def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: ExtractiveAnswerer,
              chat_model: Any = None, generation: Callable[[], str] | None = None,
-             quotes: QuoteIndex | None = None, cite_uncited: bool = False) -> Pipeline:
+             quotes: QuoteIndex | None = None, cite_uncited: bool = False,
+             reader: SpanReader | None = None) -> Pipeline:
     """The pipeline with or without a chat model: the one place that choice is made.
 
     Offline, the extractive answerer answers and a rule rewrites follow-ups; with a chat
@@ -285,9 +287,17 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
     generation that answers are stamped with. With `quotes`, the offline pipeline answers
     "what did X say" and "who said" questions from the quote index, the extractive answerer
     the fallback (with a chat model they still go to the model). `cite_uncited`: the support
-    check may cite a sentence the model left uncited (Settings.llm_cite_uncited).
+    check may cite a sentence the model left uncited (Settings.llm_cite_uncited). With a
+    `reader` (Settings.reader), the offline pipeline answers through the `ReadingAnswerer`
+    (qa.reading), which refuses by itself; what did X say questions still go to the quotes.
     """
     gate = Gate(extractive)
+    if chat_model is None and reader is not None:
+        reading = ReadingAnswerer(extractive, reader)
+        return Pipeline(retriever=retriever, embedder=embedder,
+                        gate=ReaderGate(extractive, reading.name), answerer=reading,
+                        rewriter=FollowupRule(), generation=generation,
+                        routes=_quote_routes(quotes, extractive))
     if chat_model is None:
         return Pipeline(retriever=retriever, embedder=embedder, gate=gate, answerer=extractive,
                         rewriter=FollowupRule(), generation=generation,

@@ -1,8 +1,11 @@
-"""The learned reader: a cross-encoder that scores (question, span) pairs in one encoder pass.
+"""The learned reader: a cross-encoder that reads (question, span) pairs in one encoder pass.
 
 The bundled all-MiniLM-L6-v2 reads "[CLS] question [SEP] span [SEP]"; a LoRA adapter (peft, on
-query/value) and a linear head over the mean-pooled tokens turn it into a span scorer. Only the
-adapter and the head are newsqa's own weights (qa/weights/reader/, loaded by path, sha256
+query/value), a linear head over the mean-pooled tokens (which span answers) and a token-level
+start/end head over the span's word pieces (the short answer inside it) turn it into a reader.
+A small logistic calibrator over the reader's scores and the question's coverage gives the
+probability that the best span answers, and the refusal threshold. Only the adapter, the heads
+and the calibrator are newsqa's own weights (qa/weights/reader/, loaded by path, sha256
 checked); training lives in qa/eval/train_reader.py. This module is the transformers/peft
 adapter of the reader.
 """
@@ -10,6 +13,7 @@ adapter of the reader.
 from __future__ import annotations
 
 import json
+import math
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +26,7 @@ from index.artifacts import file_sha256, record_weights, recorded_sha256
 from index.embedding import model_path, torch_threads
 from index.settings import BUNDLED_MODEL
 from qa.errors import QAError
+from qa.text import content_stems, words
 
 WEIGHTS_DIR = Path(__file__).parent / "weights" / "reader"
 WEIGHTS_FILE = "reader.pt"
@@ -29,7 +34,13 @@ SHA_FILE = "reader.pt.sha256"
 METADATA_FILE = "metadata.json"
 MAX_CANDIDATES = 16
 MAX_LENGTH = 128
+#: The longest short answer the head may pick, in word pieces (before widening to words).
+MAX_ANSWER_PIECES = 12
 LORA_TARGETS = ("query", "value")
+#: The calibrator's features, in order (see `confidence_features`).
+FEATURES = ("top_score", "margin", "top_probability", "answer_score", "top_coverage",
+            "union_coverage")
+_MASKED = -1e4
 
 
 class ReaderWeightsError(QAError):
@@ -37,13 +48,29 @@ class ReaderWeightsError(QAError):
 
 
 @dataclass(frozen=True)
+class SpanReading:
+    """The reader's view of one candidate span."""
+
+    score: float
+    answer_start: int | None
+    answer_end: int | None
+    answer_score: float = 0.0
+
+    @property
+    def has_answer(self) -> bool:
+        return self.answer_start is not None and self.answer_end is not None
+
+
+@dataclass(frozen=True)
 class ReaderConfig:
-    """What the weights were trained as: 'lora' (adapter + head) or 'frozen' (head only)."""
+    """What the weights were trained as: 'lora' (adapter + heads) or 'frozen' (span head
+    only); `answer_head` says whether they carry the short-answer start/end head."""
 
     variant: str = "lora"
     rank: int = 8
     alpha: int = 16
     max_length: int = MAX_LENGTH
+    answer_head: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in ("lora", "frozen"):
@@ -51,12 +78,50 @@ class ReaderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "rank": self.rank, "alpha": self.alpha,
-                "max_length": self.max_length}
+                "max_length": self.max_length, "answer_head": self.answer_head}
+
+
+@dataclass(frozen=True)
+class Calibrator:
+    """Logistic regression over standardised `FEATURES`: P(the top span answers)."""
+
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float
+    features: tuple[str, ...] = FEATURES
+
+    def __post_init__(self) -> None:
+        sizes = {len(self.features), len(self.mean), len(self.scale), len(self.weights)}
+        if sizes != {len(self.features)} or self.features != FEATURES:
+            raise ReaderWeightsError(f"calibrator does not fit the features {FEATURES}")
+        if not 0.0 <= self.threshold <= 1.0 or min(self.scale) <= 0.0:
+            raise ReaderWeightsError("calibrator threshold or scales out of range")
+
+    def probability(self, values: Sequence[float]) -> float:
+        z = self.bias + sum(w * (v - m) / s for w, v, m, s in
+                            zip(self.weights, values, self.mean, self.scale, strict=True))
+        return 1.0 / (1.0 + math.exp(-max(min(z, 60.0), -60.0)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"features": list(self.features), "mean": list(self.mean),
+                "scale": list(self.scale), "weights": list(self.weights), "bias": self.bias,
+                "threshold": self.threshold}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Calibrator:
+        return cls(mean=tuple(map(float, data["mean"])), scale=tuple(map(float, data["scale"])),
+                   weights=tuple(map(float, data["weights"])), bias=float(data["bias"]),
+                   threshold=float(data["threshold"]), features=tuple(data["features"]))
+
+
+# --- the encoder pass ----------------------------------------------------------------------
 
 
 def build_encoder(config: ReaderConfig, model: str = BUNDLED_MODEL) -> tuple[Any, Any, Any]:
-    """(tokenizer, encoder, head) from the local encoder; the encoder carries a fresh LoRA
-    adapter for the 'lora' variant. Used by training and by `Reader` alike."""
+    """(tokenizer, encoder, span head) from the local encoder; the encoder carries a fresh
+    LoRA adapter for the 'lora' variant. Used by training and by `Reader` alike."""
     import torch
     from transformers import AutoModel, AutoTokenizer
 
@@ -73,20 +138,158 @@ def build_encoder(config: ReaderConfig, model: str = BUNDLED_MODEL) -> tuple[Any
     return tokenizer, encoder, head
 
 
-def pair_logits(tokenizer: Any, encoder: Any, head: Any, question: str, spans: Sequence[str],
-                max_length: int = MAX_LENGTH) -> Any:
-    """One encoder pass over "[CLS] question [SEP] span [SEP]" per span -> a logit per span."""
+def build_answer_head(encoder: Any) -> Any:
+    """The short-answer head: start and end logits per token."""
+    import torch
+
+    return torch.nn.Linear(encoder.config.hidden_size, 2)
+
+
+@dataclass(frozen=True)
+class PairPass:
+    """One encoder pass over the (question, span) pairs: token states and where spans lie."""
+
+    hidden: Any            # [pairs, tokens, hidden]
+    attention: Any         # [pairs, tokens] 0/1
+    span_tokens: Any       # [pairs, tokens] bool: a word piece of the span's words
+    offsets: np.ndarray    # [pairs, tokens, 2] char offsets into the span text
+
+
+def encode_pairs(tokenizer: Any, encoder: Any, question: str, spans: Sequence[str],
+                 max_length: int = MAX_LENGTH) -> PairPass:
+    """"[CLS] question [SEP] span [SEP]" per span through the encoder, in one batch."""
+    import torch
+
     batch = tokenizer([question] * len(spans), list(spans), truncation="only_second",
-                      max_length=max_length, padding=True, return_tensors="pt")
+                      max_length=max_length, padding=True, return_tensors="pt",
+                      return_offsets_mapping=True)
+    offsets = batch.pop("offset_mapping").numpy()
+    inside = np.zeros(offsets.shape[:2], dtype=bool)
+    for row, span in enumerate(spans):
+        inside[row] = _span_word_pieces(batch.sequence_ids(row), offsets[row], span)
     hidden = encoder(**batch).last_hidden_state
-    mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+    return PairPass(hidden, batch["attention_mask"], torch.from_numpy(inside), offsets)
+
+
+def _span_word_pieces(sequence_ids: Sequence[int | None], offsets: np.ndarray,
+                      span: str) -> np.ndarray:
+    """Which tokens are pieces of the span's words (not the question, padding or bare
+    punctuation): the only places a short answer may start or end."""
+    covered = np.zeros(len(span) + 1, dtype=bool)
+    for word in words(span):
+        covered[word.start:word.end] = True
+    inside = np.zeros(len(sequence_ids), dtype=bool)
+    for index, (sequence, (start, end)) in enumerate(zip(sequence_ids, offsets, strict=True)):
+        inside[index] = sequence == 1 and end > start and bool(covered[start:end].any())
+    return inside
+
+
+def span_logits(head: Any, encoded: PairPass) -> Any:
+    """The span head over the mean-pooled tokens: one relevance logit per pair."""
+    mask = encoded.attention.unsqueeze(-1).to(encoded.hidden.dtype)
+    pooled = (encoded.hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
     return head(pooled).squeeze(-1)
 
 
-def trained_state(encoder: Any, head: Any, config: ReaderConfig) -> dict[str, Any]:
-    """The newsqa-owned tensors: the LoRA adapter (if any) and the head."""
+def answer_logits(answer_head: Any, encoded: PairPass) -> tuple[Any, Any]:
+    """(start, end) logits per token, masked outside the span's word pieces."""
+    logits = answer_head(encoded.hidden)
+    outside = ~encoded.span_tokens
+    start = logits[..., 0].masked_fill(outside, _MASKED)
+    end = logits[..., 1].masked_fill(outside, _MASKED)
+    return start, end
+
+
+def pair_logits(tokenizer: Any, encoder: Any, head: Any, question: str, spans: Sequence[str],
+                max_length: int = MAX_LENGTH) -> Any:
+    """One encoder pass over "[CLS] question [SEP] span [SEP]" per span -> a logit per span."""
+    return span_logits(head, encode_pairs(tokenizer, encoder, question, spans, max_length))
+
+
+def decode_answer(start: np.ndarray, end: np.ndarray, inside: np.ndarray, offsets: np.ndarray,
+                  span: str, max_pieces: int = MAX_ANSWER_PIECES
+                  ) -> tuple[int, int, float] | None:
+    """The best (start <= end, at most `max_pieces` pieces) answer as char offsets into
+    `span`, widened to whole words, with its start + end logit; None when no piece is valid."""
+    best: tuple[float, int, int] | None = None
+    for length in range(min(max_pieces, len(start))):
+        last = len(start) - length
+        valid = inside[:last] & inside[length:]
+        if not valid.any():
+            continue
+        totals = np.where(valid, start[:last] + end[length:], -np.inf)
+        first = int(totals.argmax())
+        if best is None or totals[first] > best[0]:
+            best = (float(totals[first]), first, first + length)
+    if best is None:
+        return None
+    score, first, final = best
+    char_start, char_end = widen_to_words(span, int(offsets[first][0]), int(offsets[final][1]))
+    return char_start, char_end, score
+
+
+def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """[start, end) widened so that it never cuts a word of `text` in half."""
+    for word in words(text):
+        if word.start < end and word.end > start:
+            start, end = min(start, word.start), max(end, word.end)
+    return start, end
+
+
+def read_pairs(model: tuple[Any, Any, Any, Any], question: str, spans: Sequence[str],
+               max_length: int = MAX_LENGTH) -> list[SpanReading]:
+    """(tokenizer, encoder, span head, answer head or None) -> a reading per span, in one
+    encoder pass; call it under torch.inference_mode()."""
+    tokenizer, encoder, head, answer_head = model
+    encoded = encode_pairs(tokenizer, encoder, question, spans, max_length)
+    scores = span_logits(head, encoded).float().numpy()
+    if answer_head is None:
+        return [SpanReading(float(s), None, None) for s in scores]
+    start, end = (t.float().numpy() for t in answer_logits(answer_head, encoded))
+    inside = encoded.span_tokens.numpy()
+    readings = []
+    for row, span in enumerate(spans):
+        found = decode_answer(start[row], end[row], inside[row], encoded.offsets[row], span)
+        if found is None:
+            readings.append(SpanReading(float(scores[row]), None, None))
+        else:
+            readings.append(SpanReading(float(scores[row]), found[0], found[1], found[2]))
+    return readings
+
+
+# --- confidence ----------------------------------------------------------------------------
+
+
+def confidence_features(question: str, spans: Sequence[str],
+                        readings: Sequence[SpanReading]) -> tuple[float, ...]:
+    """`FEATURES` of a reading: the top score, its margin over the runner-up, its softmax
+    share among the spans, the top span's short-answer score, and the share of the question's
+    stems in the top span / in all spans."""
+    if not readings or len(readings) != len(spans):
+        raise ReaderWeightsError("confidence needs one reading per span, at least one")
+    order = sorted(range(len(readings)), key=lambda i: -readings[i].score)
+    top = readings[order[0]]
+    margin = top.score - readings[order[1]].score if len(order) > 1 else 0.0
+    share = 1.0 / sum(math.exp(max(r.score - top.score, -60.0)) for r in readings)
+    wanted = set(content_stems(question))
+    if not wanted:
+        return (top.score, margin, share, top.answer_score, 0.0, 0.0)
+    top_stems = set(content_stems(spans[order[0]]))
+    union = set().union(*(set(content_stems(s)) for s in spans))
+    return (top.score, margin, share, top.answer_score, len(wanted & top_stems) / len(wanted),
+            len(wanted & union) / len(wanted))
+
+
+# --- weights on disk -----------------------------------------------------------------------
+
+
+def trained_state(encoder: Any, head: Any, config: ReaderConfig,
+                  answer_head: Any = None) -> dict[str, Any]:
+    """The newsqa-owned tensors: the LoRA adapter (if any), the span head, the answer head."""
     state: dict[str, Any] = {f"head.{k}": v.detach().clone() for k, v in head.state_dict().items()}
+    if answer_head is not None:
+        state.update({f"answer.{k}": v.detach().clone()
+                      for k, v in answer_head.state_dict().items()})
     if config.variant == "lora":
         from peft import get_peft_model_state_dict
 
@@ -96,19 +299,28 @@ def trained_state(encoder: Any, head: Any, config: ReaderConfig) -> dict[str, An
 
 
 def save_weights(folder: Path, encoder: Any, head: Any, config: ReaderConfig,
-                 metadata: dict[str, Any]) -> str:
+                 metadata: dict[str, Any], answer_head: Any = None) -> str:
     """Write reader.pt, its sha256 file and metadata.json; returns the sha256."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / WEIGHTS_FILE
-    torch.save(trained_state(encoder, head, config), target)
+    torch.save(trained_state(encoder, head, config, answer_head), target)
     return record_weights(folder, WEIGHTS_FILE, SHA_FILE, METADATA_FILE,
                           {**metadata, "config": config.to_dict()})
 
 
+@dataclass(frozen=True)
+class _Loaded:
+    tokenizer: Any
+    encoder: Any
+    head: Any
+    answer_head: Any
+    config: ReaderConfig
+
+
 class Reader:
-    """Scores candidate spans for a question; adapter and head load lazily, once, by path."""
+    """Reads candidate spans for a question; weights load lazily, once, by path."""
 
     def __init__(self, folder: Path = WEIGHTS_DIR, *, model: str = BUNDLED_MODEL,
                  max_candidates: int = MAX_CANDIDATES) -> None:
@@ -117,7 +329,8 @@ class Reader:
         self.folder = Path(folder)
         self.model = model
         self.max_candidates = max_candidates
-        self._loaded: tuple[Any, Any, Any, ReaderConfig] | None = None
+        self._loaded: _Loaded | None = None
+        self._metadata: dict[str, Any] | None = None
         self._lock = threading.Lock()
 
     @property
@@ -127,15 +340,41 @@ class Reader:
 
     @property
     def config(self) -> ReaderConfig:
-        return self._load()[3]
+        return self._load().config
+
+    @property
+    def calibrator(self) -> Calibrator:
+        """The confidence calibrator recorded in metadata.json."""
+        data = self._read_metadata().get("calibration")
+        if not isinstance(data, dict):
+            raise ReaderWeightsError(f"reader metadata has no calibration: {self.folder}")
+        try:
+            return Calibrator.from_dict(data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ReaderWeightsError(f"reader calibration unreadable: {exc}") from exc
+
+    @property
+    def threshold(self) -> float:
+        """Refuse when `confidence` is below this (chosen on held-out training weeks)."""
+        return self.calibrator.threshold
+
+    def _read_metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            path = self.folder / METADATA_FILE
+            try:
+                document = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError) as exc:
+                raise ReaderWeightsError(f"reader metadata unreadable: {path}: {exc}") from exc
+            if not isinstance(document, dict):
+                raise ReaderWeightsError(f"reader metadata is not an object: {path}")
+            self._metadata = document
+        return self._metadata
 
     def _read_config(self) -> ReaderConfig:
-        path = self.folder / METADATA_FILE
         try:
-            settings = json.loads(path.read_text(encoding="utf-8"))["config"]
-            return ReaderConfig(**settings)
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise ReaderWeightsError(f"reader metadata unreadable: {path}: {exc}") from exc
+            return ReaderConfig(**self._read_metadata()["config"])
+        except (KeyError, TypeError) as exc:
+            raise ReaderWeightsError(f"reader metadata has no valid config: {exc}") from exc
 
     def _verified_state(self) -> dict[str, Any]:
         import torch
@@ -149,43 +388,75 @@ class Reader:
                                      f"(recorded {expected[:12]}…, file {actual[:12]}…)")
         return torch.load(target, map_location="cpu", weights_only=True)
 
-    def _load(self) -> tuple[Any, Any, Any, ReaderConfig]:
+    def _load(self) -> _Loaded:
         with self._lock:
             if self._loaded is None:
                 config = self._read_config()
                 state = self._verified_state()
                 tokenizer, encoder, head = build_encoder(config, self.model)
-                head.load_state_dict({k[5:]: v for k, v in state.items()
-                                      if k.startswith("head.")})
+                head.load_state_dict(_prefixed(state, "head."))
+                answer_head = None
+                if _prefixed(state, "answer."):
+                    answer_head = build_answer_head(encoder)
+                    answer_head.load_state_dict(_prefixed(state, "answer."))
+                    answer_head.eval()
                 if config.variant == "lora":
                     _apply_adapter(encoder, state)
                 encoder.eval()
                 head.eval()
-                self._loaded = (tokenizer, encoder, head, config)
+                self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config)
             return self._loaded
 
     def warm_up(self) -> None:
+        """Load the weights (and the calibrator) now rather than on the first question."""
         self._load()
+        if "calibration" in self._read_metadata():
+            self.calibrator  # noqa: B018 - validates the calibrator at start-up
+
+    def _check(self, spans: Sequence[str]) -> None:
+        if len(spans) > self.max_candidates:
+            raise ReaderWeightsError(f"at most {self.max_candidates} spans per call, "
+                                     f"got {len(spans)}")
+
+    def read(self, question: str, spans: Sequence[str]) -> list[SpanReading]:
+        """A reading per span (relevance score, short answer in span offsets), one pass."""
+        if not spans:
+            return []
+        self._check(spans)
+        import torch
+
+        loaded = self._load()
+        model = (loaded.tokenizer, loaded.encoder, loaded.head, loaded.answer_head)
+        with torch_threads(1), torch.inference_mode():
+            return read_pairs(model, question, spans, loaded.config.max_length)
+
+    def confidence(self, question: str, spans: Sequence[str],
+                   readings: Sequence[SpanReading]) -> float:
+        """Calibrated probability that the top-scored span answers the question."""
+        return self.calibrator.probability(confidence_features(question, spans, readings))
 
     def score(self, question: str, spans: Sequence[str]) -> np.ndarray:
         """One logit per span (higher = more likely to answer), in one batch on one thread."""
         if not spans:
             return np.zeros(0, dtype=np.float32)
-        if len(spans) > self.max_candidates:
-            raise ReaderWeightsError(f"at most {self.max_candidates} spans per call, "
-                                     f"got {len(spans)}")
+        self._check(spans)
         import torch
 
-        tokenizer, encoder, head, config = self._load()
+        loaded = self._load()
         with torch_threads(1), torch.inference_mode():
-            logits = pair_logits(tokenizer, encoder, head, question, spans, config.max_length)
+            logits = pair_logits(loaded.tokenizer, loaded.encoder, loaded.head, question,
+                                 spans, loaded.config.max_length)
         return logits.float().numpy()
+
+
+def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _apply_adapter(encoder: Any, state: dict[str, Any]) -> None:
     from peft import set_peft_model_state_dict
 
-    adapter = {k[5:]: v for k, v in state.items() if k.startswith("lora.")}
+    adapter = _prefixed(state, "lora.")
     if not adapter:
         raise ReaderWeightsError("reader weights hold no LoRA adapter for a 'lora' variant")
     result = set_peft_model_state_dict(encoder, adapter)

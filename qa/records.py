@@ -32,7 +32,11 @@ class Passage:
 
 @dataclass(frozen=True)
 class Citation:
-    """[number] in an answer: a verbatim quote of `article`, body[start:end] == quote."""
+    """[number] in an answer: a verbatim quote of `article`, body[start:end] == quote.
+
+    `answer_start`/`answer_end` (offsets into the same body, inside [start, end]) mark the
+    short answer within the quote ("Corriere della Sera"); both None when there is none.
+    """
 
     number: int
     article: ArticleMeta
@@ -40,12 +44,26 @@ class Citation:
     start: int
     end: int
     chunk_id: str = ""
+    answer_start: int | None = None
+    answer_end: int | None = None
 
     def __post_init__(self) -> None:
         if self.number < 1:
             raise ValueError("Citation.number starts at 1")
         if self.end - self.start != len(self.quote) or self.start < 0:
             raise ValueError("Citation offsets do not match the quote")
+        if (self.answer_start is None) != (self.answer_end is None):
+            raise ValueError("Citation.answer_start and answer_end go together")
+        if self.answer_start is not None and self.answer_end is not None and not (
+                self.start <= self.answer_start < self.answer_end <= self.end):
+            raise ValueError("Citation's short answer must lie inside its quote")
+
+    @property
+    def answer(self) -> str:
+        """The short answer's text (a substring of the quote), "" when there is none."""
+        if self.answer_start is None or self.answer_end is None:
+            return ""
+        return self.quote[self.answer_start - self.start:self.answer_end - self.start]
 
     def to_dict(self) -> dict[str, Any]:
         return {"number": self.number, "article_id": self.article.id,
@@ -53,7 +71,8 @@ class Citation:
                 "published": self.article.published, "url": self.article.url,
                 "author": self.article.author, "path": self.article.path,
                 "quote": self.quote, "start": self.start, "end": self.end,
-                "chunk_id": self.chunk_id}
+                "chunk_id": self.chunk_id, "answer": self.answer,
+                "answer_start": self.answer_start, "answer_end": self.answer_end}
 
 
 @dataclass(frozen=True)
@@ -64,7 +83,9 @@ class Answer:
     holds the closest passages ("see also"). `warnings` reports what citation checking removed
     or flagged. For an audit: `searched` is the (since, until) days the articles were searched
     in ("" for an open end; None when no date bound applied), `generation` the index
-    generation the answer was made from, `model` the chat model's name ("" offline).
+    generation the answer was made from, `model` the chat model's name ("" offline),
+    `confidence` the calibrated probability that the best span answers the question (None
+    when no reader scored it) and `reader` the sha256 of the reader weights that did.
     """
 
     question: str
@@ -79,6 +100,13 @@ class Answer:
     searched: tuple[str, str] | None = None
     generation: str = ""
     model: str = ""
+    confidence: float | None = None
+    reader: str = ""
+
+    @property
+    def short_answer(self) -> str:
+        """The short answer the reply leads with (the first citation's), "" when none."""
+        return next((c.answer for c in self.citations if c.answer), "")
 
     def to_dict(self) -> dict[str, Any]:
         return {"question": self.question, "text": self.text, "found": self.found,
@@ -88,7 +116,9 @@ class Answer:
                 "standalone_question": self.standalone_question or self.question,
                 "answerer": self.answerer, "timings": dict(self.timings),
                 "searched": list(self.searched) if self.searched else None,
-                "generation": self.generation, "model": self.model}
+                "generation": self.generation, "model": self.model,
+                "short_answer": self.short_answer, "confidence": self.confidence,
+                "reader": self.reader}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,8 @@ EXAMPLES = {
     "stats": "  newsqa stats\n  newsqa stats --json",
     "eval": "  newsqa eval --corpus ../shared/eval/realtimeqa/corpus.jsonl \\\n"
             "      --queries ../shared/eval/realtimeqa/queries_dev.jsonl --sample 20",
-    "bench": "  newsqa bench\n  newsqa bench --only index --limit 200",
+    "bench": "  newsqa bench --make-bench --eval-cache data/eval\n"
+             "  newsqa bench --only index --limit 200",
     "train": "  newsqa train reader\n  newsqa train reader --limit 2 --out /tmp/reader\n"
              "  newsqa train quotes\n  newsqa train quotes --limit 3 --out /tmp/quotes",
 }
@@ -168,7 +169,7 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         until: str | None, sources: Sequence[str], llm: str | None, as_json: bool) -> None:
     """Answer QUESTION from the indexed articles, quoting and citing them."""
     from qa.api import NewsQA  # LangChain: only for the commands that answer
-    from ui.render import describe_searched
+    from ui.render import cli_quote, describe_searched
 
     qa = NewsQA.from_settings(_settings(ctx, llm=llm))
     answer = qa.ask(question, k=top_k, since=since, until=until, sources=list(sources) or None)
@@ -185,7 +186,8 @@ def ask(ctx: click.Context, question: str, top_k: int | None, since: str | None,
         details = ", ".join(x for x in (meta.source, meta.published, meta.url) if x)
         click.echo(f"[{citation.number}] {meta.title or meta.id}" +
                    (f" ({details})" if details else ""))
-        click.echo(f"    \"{citation.quote}\"  [chars {citation.start}-{citation.end}]")
+        click.echo(f"    \"{cli_quote(citation, tty=sys.stdout.isatty())}\"  "
+                   f"[chars {citation.start}-{citation.end}]")
     for warning in answer.warnings:
         click.echo(f"warning: {warning}", err=True)
 
@@ -305,20 +307,26 @@ def stats(ctx: click.Context, as_json: bool) -> None:
               help="Where the Markdown report and its chart go.")
 @click.option("--time-words", is_flag=True, help="Let time words (\"this week\") narrow the "
               "dates searched, counted from each question_date.")
+@click.option("--ablation", is_flag=True, help="Also answer every question with each variant "
+              "of the answerer (extractive, no refusal, no gate, no short lead) and report "
+              "the confidence curve (ECE, risk-coverage) from the no-refusal variant.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
 def evaluate(ctx: click.Context, corpus: Path, queries: Path, sample: int | None,
-             limit: int | None, seed: int, report_dir: Path, time_words: bool, quiet: bool,
-             as_json: bool) -> None:
-    """Measure retrieval, answer support and refusals against newsqa's peers on a QA set."""
+             limit: int | None, seed: int, report_dir: Path, time_words: bool, ablation: bool,
+             quiet: bool, as_json: bool) -> None:
+    """Measure retrieval, answers (support, short answers, confidence) and refusals against
+    newsqa's peers on a QA set."""
+    from qa.eval.ablation import ablation_variants
     from qa.eval.report import render_table
     from qa.eval.run import run_eval
 
     with _progress(quiet) as progress:
         report = run_eval(corpus, queries, _settings(ctx), sample=sample, limit=limit,
                           seed=seed, progress=progress, report_dir=report_dir,
-                          time_words=time_words)
+                          time_words=time_words,
+                          ablation=ablation_variants() if ablation else ())
     if as_json:
         _emit_json(report.to_dict())
     else:
@@ -412,8 +420,11 @@ def eval_quotes_command(data: Path, out: Path | None, limit: int | None, extract
 
 
 @cli.command(epilog=_epilog("bench"))
-@click.option("--only", type=click.Choice(["index", "qa", "scale", "int8"]), multiple=True,
-              help="Run only these benchmarks (repeatable).")
+@click.option("--only", type=click.Choice(["index", "qa", "scale", "int8", "targets"]),
+              multiple=True, help="Run only these benchmarks (repeatable).")
+@click.option("--make-bench", is_flag=True,
+              help="What `make bench` runs: issue 15's targets, the index build and int8; "
+                   "the page then holds this run alone.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("docs/benchmarks.md"), show_default=True,
               help="Markdown file the figures are written to.")
@@ -422,17 +433,29 @@ def eval_quotes_command(data: Path, out: Path | None, limit: int | None, extract
 @click.option("--eval-dir", type=click.Path(file_okay=False, path_type=Path),
               default=Path("../shared/eval/realtimeqa"), show_default=True,
               help="The RealTime QA subset (corpus.jsonl, queries_dev.jsonl).")
+@click.option("--eval-cache", type=click.Path(file_okay=False, path_type=Path),
+              default=Path("data/eval"), show_default=True,
+              help="The eval cache holding the dev-set index newsqa-* (copied, never written).")
+@click.option("--sizes", default="1000,20000,100000", show_default=True,
+              help="Synthetic index sizes in chunks for the targets, ascending.")
+@click.option("--questions", type=click.IntRange(1), help="Dev questions used [default: all].")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON.")
 @click.pass_context
-def bench(ctx: click.Context, only: Sequence[str], out: Path, limit: int, eval_dir: Path,
-          quiet: bool, as_json: bool) -> None:
-    """Benchmark indexing and answering speed and memory; writes docs/benchmarks.md."""
-    from qa.eval.bench import run_benchmarks
+def bench(ctx: click.Context, only: Sequence[str], make_bench: bool, out: Path, limit: int,
+          eval_dir: Path, eval_cache: Path, sizes: str, questions: int | None, quiet: bool,
+          as_json: bool) -> None:
+    """Benchmark indexing, retrieval and answering speed and memory; writes docs/benchmarks.md."""
+    from qa.eval.bench import MAKE_BENCH, TargetOptions, parse_sizes, run_benchmarks
 
+    options = TargetOptions(eval_cache=eval_cache, sizes=parse_sizes(sizes),
+                            questions=questions)
+    chosen = list(MAKE_BENCH) if make_bench else (list(only) or None)
+    index_limit = 100 if make_bench else limit
     with _progress(quiet) as progress:
-        figures = run_benchmarks(_settings(ctx), eval_dir=eval_dir, only=list(only) or None,
-                                 out=out, index_limit=limit, progress=progress)
+        figures = run_benchmarks(_settings(ctx), eval_dir=eval_dir, only=chosen, out=out,
+                                 index_limit=index_limit, progress=progress, options=options,
+                                 merge=not make_bench)
     if as_json:
         _emit_json(figures)
     else:
@@ -470,7 +493,14 @@ def train_reader_command(train_dir: Path, out: Path | None, limit: int | None,
         _emit_json(metadata)
         return
     for name, figures in metadata["held_out"].items():
-        click.echo(f"{name:<11} held-out hit@1 {100 * figures['hit_at_1']:5.1f} %")
+        short = (f"  short answer EM {100 * figures['short_em']:5.1f} % "
+                 f"F1 {100 * figures['short_f1']:5.1f} %" if "short_em" in figures else "")
+        click.echo(f"{name:<11} held-out hit@1 {100 * figures['hit_at_1']:5.1f} %{short}")
+    report = metadata["calibration_report"]
+    click.echo(f"confidence: ECE {report['ece_leave_one_week_out']:.3f} (leave one week out), "
+               f"threshold {metadata['calibration']['threshold']:.3f} refuses "
+               f"{100 * report['false_refusals']:.0f} % answerable, "
+               f"{100 * report['unanswerable_refused']:.0f} % unanswerable")
     click.echo(f"chose {metadata['chosen']}; wrote {out or WEIGHTS_DIR} "
                f"(sha256 {metadata['weights_sha256'][:12]})")
 

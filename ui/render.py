@@ -74,8 +74,32 @@ def highlight(text: str, spans: Iterable[tuple[int, int]]) -> str:
     return "".join(out)
 
 
-def _excerpt(text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> str:
-    """Escaped window of `text` around [start, end) with the span marked, cut at word breaks."""
+def highlight_answer(text: str, start: int, end: int, answer: tuple[int, int] | None) -> str:
+    """Escaped `text` with [start, end) in <mark> and, inside it, the short answer `answer`
+    (offsets into `text`) in a nested <mark class="nq-short"><strong>; the quote alone is
+    marked when the answer does not lie inside it."""
+    if answer is None or not start <= answer[0] < answer[1] <= end:
+        return highlight(text, [(start, end)])
+    a, b = answer
+    return (f"{esc(text[:start])}<mark>{esc(text[start:a])}"
+            f'<mark class="nq-short"><strong>{esc(text[a:b])}</strong></mark>'
+            f"{esc(text[b:end])}</mark>{esc(text[end:])}")
+
+
+def cli_quote(citation: Citation, *, tty: bool) -> str:
+    """The citation's quote for a terminal, its short answer in bold (ANSI on a tty,
+    `**…**` otherwise); the quote unchanged when it has no short answer."""
+    if citation.answer_start is None or citation.answer_end is None:
+        return citation.quote
+    a, b = citation.answer_start - citation.start, citation.answer_end - citation.start
+    on, off = ("\x1b[1m", "\x1b[0m") if tty else ("**", "**")
+    return f"{citation.quote[:a]}{on}{citation.quote[a:b]}{off}{citation.quote[b:]}"
+
+
+def _excerpt(text: str, start: int, end: int, context: int = CONTEXT_CHARS,
+             answer: tuple[int, int] | None = None) -> str:
+    """Escaped window of `text` around [start, end) with the span marked (and the short
+    `answer` inside it, offsets into `text`), cut at word breaks."""
     lo = max(0, start - context)
     hi = min(len(text), end + context)
     if lo > 0:
@@ -86,7 +110,8 @@ def _excerpt(text: str, start: int, end: int, context: int = CONTEXT_CHARS) -> s
         hi = space if space != -1 else hi
     prefix = "… " if lo > 0 else ""
     suffix = " …" if hi < len(text) else ""
-    return prefix + highlight(text[lo:hi], [(start - lo, end - lo)]) + suffix
+    inner = (answer[0] - lo, answer[1] - lo) if answer is not None else None
+    return prefix + highlight_answer(text[lo:hi], start - lo, end - lo, inner) + suffix
 
 
 def render_meta_html(article: ArticleMeta) -> str:
@@ -137,17 +162,28 @@ def _passage_for(citation: Citation, passages: Sequence[Passage]) -> Passage | N
     return None
 
 
-def render_citation_card(citation: Citation, turn: int, passages: Sequence[Passage] = (),
-                         body: Article | None = None) -> str:
-    """One source card: number, title, source/date/link, passage with the quote marked."""
+def _card_excerpt(citation: Citation, passages: Sequence[Passage], body: Article | None
+                  ) -> str:
+    """The passage around a citation's quote, the quote marked and its short answer inside."""
     passage = _passage_for(citation, passages)
+    answer = (None if citation.answer_start is None or citation.answer_end is None
+              else (citation.answer_start, citation.answer_end))
     if passage is not None:
         chunk = passage.chunk
-        excerpt = _excerpt(chunk.text, citation.start - chunk.start, citation.end - chunk.start)
-    elif body is not None:
-        excerpt = _excerpt(body.body, citation.start, citation.end)
-    else:
-        excerpt = f"<mark>{esc(citation.quote)}</mark>"
+        shifted = (answer[0] - chunk.start, answer[1] - chunk.start) if answer else None
+        return _excerpt(chunk.text, citation.start - chunk.start, citation.end - chunk.start,
+                        answer=shifted)
+    if body is not None:
+        return _excerpt(body.body, citation.start, citation.end, answer=answer)
+    inner = (answer[0] - citation.start, answer[1] - citation.start) if answer else None
+    return highlight_answer(citation.quote, 0, len(citation.quote), inner)
+
+
+def render_citation_card(citation: Citation, turn: int, passages: Sequence[Passage] = (),
+                         body: Article | None = None) -> str:
+    """One source card: number, title, source/date/link, passage with the quote marked (and
+    the short answer highlighted inside it)."""
+    excerpt = _card_excerpt(citation, passages, body)
     title = esc(citation.article.title or "(untitled)")
     return (f'<article class="nq-card" id="{card_id(turn, citation.number)}" '
             f'data-number="{citation.number}">'

@@ -7,33 +7,72 @@ them, records the machine, and renders the figures as Markdown (with the JSON be
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from index.settings import Settings
-from qa.errors import EvalError
-from qa.eval.index_bench import run_index_benchmark
-from qa.eval.machine import machine_info
-from qa.eval.peers import StageProgress
-from qa.eval.qa_bench import run_qa_benchmark
-from qa.eval.scale import SCALE_SIZES, capacity, run_scale_benchmark
+import numpy as np
 
-BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale", "int8")
+from index.embedding import Embedder
+from index.quotes import rules_extractor
+from index.settings import Settings, apply_offline_env
+from qa.errors import EvalError
+from qa.eval.data import EvalQuestion
+from qa.eval.index_bench import add_one_figures, drop_records, run_index_benchmark
+from qa.eval.machine import dir_bytes, machine_info
+from qa.eval.peers import StageProgress
+from qa.eval.qa_bench import (
+    dev_questions,
+    open_retriever,
+    retrieval_figures,
+    run_qa_benchmark,
+    serve_figures,
+)
+from qa.eval.scale import SCALE_SIZES, MaterialEmbedder, capacity, grow_index, run_scale_benchmark
+
+BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale", "int8", "targets")
+#: What `newsqa bench` runs without --only (as before the targets existed).
+DEFAULT_BENCHMARKS: tuple[str, ...] = ("index", "qa", "scale", "int8")
+#: What `make bench` runs: issue 15's figures against their floors and targets, the build
+#: against a bare encode, and the int8 encoder.
+MAKE_BENCH: tuple[str, ...] = ("targets", "index", "int8")
 #: The RealTime QA subset next to a checkout, relative to the working directory.
 DEFAULT_EVAL_DIR = Path("../shared/eval/realtimeqa")
+#: The eval's cache folder (`newsqa eval` keeps its built dev store there), relative to the
+#: working directory: the targets' dev-set index is copied from it, never written.
+DEFAULT_EVAL_CACHE = Path("data/eval")
+#: Collection sizes (chunks) of the synthetic index that one article is added to.
+TARGET_SIZES: tuple[int, ...] = (1_000, 20_000, 100_000)
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """How big `run_targets` measures: the eval cache holding the dev-set index (copied,
+    never written), the synthetic index sizes, and how many questions and repeats."""
+
+    eval_cache: Path = DEFAULT_EVAL_CACHE
+    sizes: tuple[int, ...] = TARGET_SIZES
+    questions: int | None = None  # None: every dev question
+    add_runs: int = 3
+    serve_runs: int = 3
+    int8_chunks: int = 300
 
 
 def _run_one(name: str, settings: Settings, eval_dir: Path, scale_sizes: Sequence[int],
              index_limit: int | None, qa_questions: int, qa_distractors: int,
-             progress: StageProgress | None) -> dict[str, Any]:
+             progress: StageProgress | None, options: TargetOptions) -> dict[str, Any]:
     bench_root = settings.data_dir / "bench"
+    if name == "targets":
+        return run_targets(settings, eval_dir, options, progress)
     if name == "int8":
         from qa.eval.quantise import run_int8_benchmark
 
-        return run_int8_benchmark(settings, eval_dir=eval_dir)
+        return run_int8_benchmark(settings, eval_dir=eval_dir, chunks=options.int8_chunks)
     if name == "index":
         corpus = eval_dir / "corpus.jsonl"
         return run_index_benchmark(settings, [settings.seeds_dir], limit=index_limit,
@@ -53,15 +92,19 @@ def run_benchmarks(settings: Settings, *, eval_dir: Path, only: Sequence[str] | 
                    scale_sizes: Sequence[int] = SCALE_SIZES,
                    index_limit: int | None = 200, qa_questions: int = 40,
                    qa_distractors: int = 200,
-                   progress: StageProgress | None = None) -> dict[str, Any]:
+                   progress: StageProgress | None = None,
+                   options: TargetOptions | None = None, merge: bool = True) -> dict[str, Any]:
     """Run the index, QA and scale benchmarks (or `only` some), write Markdown to `out`,
     and return the figures as JSON-ready data. Scratch stores go under settings.data_dir/bench.
 
     index: the seeds plus the first `index_limit` articles of `eval_dir`'s corpus; qa:
     `qa_questions` eval questions plus `qa_distractors` articles; scale: the store alone from
-    1k to 100k chunks (`scale_sizes`).
+    1k to 100k chunks (`scale_sizes`); targets: issue 15's figures (`run_targets`,
+    configured by `options`); int8: `options.int8_chunks` chunk texts. `merge`: keep an
+    earlier run's figures of benchmarks not run now (False: the page holds this run alone).
     """
-    chosen = list(only or BENCHMARKS)
+    options = options or TargetOptions()
+    chosen = list(only or DEFAULT_BENCHMARKS)
     unknown = [name for name in chosen if name not in BENCHMARKS]
     if unknown:
         raise EvalError(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
@@ -70,19 +113,113 @@ def run_benchmarks(settings: Settings, *, eval_dir: Path, only: Sequence[str] | 
     for name in chosen:
         mark = time.perf_counter()
         figures[name] = _run_one(name, settings, eval_dir, scale_sizes, index_limit,
-                                 qa_questions, qa_distractors, progress)
+                                 qa_questions, qa_distractors, progress, options)
         figures.setdefault("seconds", {})[name] = time.perf_counter() - mark
     if out is not None:
-        write_figures(figures, Path(out))
+        write_figures(figures, Path(out), merge=merge)
     return figures
 
 
-def write_figures(figures: Mapping[str, Any], out: Path) -> None:
-    """The Markdown page and its JSON, merged over an earlier run's (so `--only` adds)."""
-    previous = _previous_figures(out)
+# --- issue 15's figures: each against its floor, measured in the same run ---------------------
+
+
+def dev_copy(cache: Path, scratch: Path) -> tuple[Path, Path | None]:
+    """Copy the eval cache's dev-set index (the largest newsqa-* folder) and its textbook
+    store into `scratch`, and return the copies: measuring may write (a keyword index
+    brought in step, a reader's state), and the cache must stay as the eval left it."""
+    stores = sorted((p for p in cache.glob("newsqa-*") if (p / "manifest.sqlite3").is_file()),
+                    key=dir_bytes, reverse=True)
+    if not stores:
+        raise EvalError(f"no dev-set index (newsqa-*) in {cache}: run `newsqa eval` first "
+                        "(it builds one there) or pass the eval cache folder that has one")
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    store = scratch / stores[0].name
+    shutil.copytree(stores[0], store, ignore=shutil.ignore_patterns("*.lock"))
+    books = sorted(p for p in cache.glob("textbook-*") if p.is_dir())
+    if not books:
+        return store, None
+    textbook = scratch / books[0].name
+    shutil.copytree(books[0], textbook)
+    return store, textbook
+
+
+def _synthetic_figures(settings: Settings, eval_dir: Path, options: TargetOptions,
+                       embedder: Embedder, material: tuple[list[str], np.ndarray],
+                       questions: Sequence[EvalQuestion],
+                       progress: StageProgress | None) -> dict[str, Any]:
+    """Grow one synthetic index through the indexer to each of `options.sizes` (material
+    vectors, no model), add real articles one at a time at each size (model warm), then
+    measure retrieval and its floor at the largest size."""
+    root = settings.data_dir / "bench" / "targets" / "synthetic"
+    shutil.rmtree(root, ignore_errors=True)
+    local = settings.replace(data_dir=root / "data", chroma_url="")
+    texts, vectors = material
+    fake = MaterialEmbedder(settings.embedding_model, vectors)
+    quotes = rules_extractor()  # the same extractor throughout: no re-extraction between runs
+    drops = drop_records(eval_dir / "corpus.jsonl", options.add_runs)  # the same at each size
+    growth, added = [], {}
+    for step, size in enumerate(options.sizes):
+        growth.append(grow_index(local, root / "corpus", fake, texts, size, step))
+        added[str(size)] = add_one_figures(local, embedder, root / "drop", drops,
+                                           f"n{size}", quotes)
+        if progress:
+            progress("targets: synthetic index", step + 1, len(options.sizes))
+    retriever = open_retriever(local.data_dir, settings, embedder)
+    return {"material_texts": len(texts), "growth": growth, "add_one": added,
+            "quote_extractor": "rules (index.attribution)",
+            "retrieval": retrieval_figures(retriever, questions, systems=False)}
+
+
+def _eval_json_latencies(path: Path) -> dict[str, Any]:
+    """The three systems' retrieval latency as the committed eval report has them."""
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return {"file": str(path), "started_at": report.get("started_at"),
+            **{name: {"p50_ms": scores.get("latency_p50_ms"),
+                      "p95_ms": scores.get("latency_p95_ms")}
+               for name, scores in (report.get("systems") or {}).items()}}
+
+
+def run_targets(settings: Settings, eval_dir: Path, options: TargetOptions,
+                progress: StageProgress | None = None) -> dict[str, Any]:
+    """Issue 15's figures in one process (model warm), each beside its floor: retrieval on
+    a copy of the dev-set index (filtered, unfiltered, the eval's three systems), `newsqa
+    serve` to first page on that copy, and one article added to a synthetic index of each
+    size, plus retrieval at the largest."""
+    from index.embedding import get_embedder
+
+    apply_offline_env()
+    started = os.getloadavg()
+    store_dir, textbook = dev_copy(options.eval_cache,
+                                    settings.data_dir / "bench" / "targets" / "dev")
+    embedder = get_embedder(settings.embedding_model)
+    embedder.warm_up()
+    questions = dev_questions(eval_dir)[:options.questions]
+    retriever = open_retriever(store_dir, settings, embedder)
+    dev = retrieval_figures(retriever, questions, textbook_dir=textbook)
+    if progress:
+        progress("targets: dev-set retrieval", 1, 1)
+    material = retriever.store.sample_chunks(20_000)
+    serve = serve_figures(store_dir, options.serve_runs)
+    synthetic = _synthetic_figures(settings, eval_dir, options, embedder, material,
+                                   questions, progress)
+    return {"eval_cache": str(options.eval_cache), "dev_store": str(store_dir),
+            "load_average_start": started, "dev": dev, "serve": serve,
+            "synthetic": synthetic, "eval_json": _eval_json_latencies(Path("docs/eval.json")),
+            "load_average_end": os.getloadavg()}
+
+
+def write_figures(figures: Mapping[str, Any], out: Path, *, merge: bool = True) -> None:
+    """The Markdown page and its JSON, merged over an earlier run's (so `--only` adds) unless
+    `merge` is False."""
+    previous = _previous_figures(out) if merge else {}
     merged = {**previous, **figures} if previous else dict(figures)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(benchmarks_markdown(merged), encoding="utf-8")
+    merged["target_table"] = target_rows(merged)
     out.with_suffix(".json").write_text(json.dumps(merged, indent=2, default=str) + "\n",
                                         encoding="utf-8")
 
@@ -233,9 +370,168 @@ def _md_int8(int8: Mapping[str, Any]) -> list[str]:
                      "retrieval loss in [quantisation.md](quantisation.md))", figures)
 
 
+# --- the targets table -----------------------------------------------------------------------
+
+#: int8's retrieval cost on dev, quoted (not re-measured: re-embedding all 21,552 dev chunks
+#: in int8 takes about 11 minutes here); source: docs/quantisation.md.
+INT8_DEV_HIT5 = {"fp32": 0.8589, "int8": 0.8528, "source": "docs/quantisation.md"}
+#: "Flat in collection size", as this page reads it: adding one article to the largest index
+#: takes at most this many times as long as adding it to the smallest.
+FLAT_RATIO = 1.25
+
+
+def _row(figure: str, value: float | None, unit: str, *, floor: float | None = None,
+         target: str = "", met: bool | None = None) -> dict[str, Any]:
+    ratio = value / floor if value is not None and floor else None
+    return {"figure": figure, "value": value, "unit": unit, "floor": floor, "ratio": ratio,
+            "target": target, "met": met}
+
+
+def _retrieval_rows(figures: Mapping[str, Any], where: str, filtered_limit: float,
+                    unfiltered_limit: float | None, ratio_limit: float | None
+                    ) -> list[dict[str, Any]]:
+    floor = figures["floor"]["p50_ms"]
+    parts = ", ".join(f"{name} {figures[name]['p50_ms']:.1f}" for name in
+                      ("embed", "vectors", "bm25"))
+    searches = (f"; vector search = the faster per query of exact numpy "
+                f"({figures['vectors_exact']['p50_ms']:.1f}) and the store's HNSW query "
+                f"({figures['vectors_store_hnsw']['p50_ms']:.1f})"
+                if "vectors_exact" in figures else "")
+    filtered, unfiltered = figures["filtered"]["p50_ms"], figures["unfiltered"]["p50_ms"]
+    rows = [_row(f"floor at {where}: query embedding + bare vector search + bare BM25, p50 "
+                 f"of the per-query sum (p50s: {parts} ms{searches})", floor, "ms"),
+            _row(f"retrieval p50, `until=question_date`, {where}", filtered, "ms", floor=floor,
+                 target=f"≤ {filtered_limit:g} ms" + (f" and ≤ {ratio_limit:g} × floor"
+                                                      if ratio_limit else ""),
+                 met=filtered <= filtered_limit and (ratio_limit is None
+                                                     or filtered <= ratio_limit * floor))]
+    rows.append(_row(f"retrieval p50, unfiltered, {where}", unfiltered, "ms", floor=floor,
+                     target=f"≤ {unfiltered_limit:g} ms" if unfiltered_limit else "",
+                     met=None if unfiltered_limit is None else unfiltered <= unfiltered_limit))
+    return rows
+
+
+def _system_rows(dev: Mapping[str, Any], committed: Mapping[str, Any]) -> list[dict[str, Any]]:
+    floor = dev["floor"]["p50_ms"]
+    rows = []
+    for name, timing in (dev.get("systems") or {}).items():
+        before = (committed.get(name) or {}).get("p50_ms")
+        note = f"; docs/eval.json: {before:.1f} ms" if before is not None else ""
+        rows.append(_row(f"eval ranking p50, {name} (re-measured: depth 10, "
+                         f"`until=question_date`{note})", timing["p50_ms"], "ms", floor=floor))
+    return rows
+
+
+def _add_rows(synthetic: Mapping[str, Any]) -> list[dict[str, Any]]:
+    added = synthetic["add_one"]
+    sizes = sorted(added, key=int)
+    rows = []
+    for size in sizes:
+        figures = added[size]
+        last = size == sizes[-1]
+        rows.append(_row(f"add 1 article to {figures['index_chunks']:,} chunks (median of "
+                         f"{figures['runs']} articles, {figures['chunks_added']:g} chunks; "
+                         f"quotes {figures['quote_seconds']:.2f} s of it; pruning it again "
+                         f"{figures['prune_seconds']:.2f} s)",
+                         figures["update_seconds"], "s", floor=figures["encode_seconds"],
+                         target="≤ 2 s" if last else "",
+                         met=figures["update_seconds"] <= 2.0 if last else None))
+    if len(sizes) > 1:
+        small, large = added[sizes[0]]["update_seconds"], added[sizes[-1]]["update_seconds"]
+        rows.append(_row(f"add 1 article (the same articles): {int(sizes[-1]):,} over "
+                         f"{int(sizes[0]):,} chunks (flatness)",
+                         large / small if small else None, "×",
+                         target=f"≤ {FLAT_RATIO:g} × (flat)",
+                         met=bool(small) and large / small <= FLAT_RATIO))
+    return rows
+
+
+def _other_rows(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    serve = (figures.get("targets") or {}).get("serve")
+    if serve:
+        rows.append(_row(f"`newsqa serve` to first page, existing dev index (median of "
+                         f"{serve['runs']}; floor: a fresh `import ui.app`)",
+                         serve["first_page_seconds"], "s", floor=serve["import_floor_seconds"],
+                         target="≤ 6 s", met=serve["first_page_seconds"] <= 6.0))
+    index = figures.get("index")
+    if index and index.get("build", {}).get("update_without_quotes_seconds") is not None:
+        build = index["build"]
+        value, floor = build["update_without_quotes_seconds"], index["floor"]["encode_seconds"]
+        rows.append(_row(f"index build, {index['chunks']:,} chunks, quote extraction "
+                         f"excluded (floor: bare encode of the same texts)", value, "s",
+                         floor=floor, target="≤ 1.05 × floor",
+                         met=bool(floor) and value <= 1.05 * floor))
+        rows.append(_row(f"quote extraction in that build ({build['quotes_extracted']} "
+                         "quotes; budgeted by the quotes issue)", build["quote_seconds"], "s",
+                         floor=floor))
+    int8 = figures.get("int8")
+    if int8 and "median_s" in int8.get("int8", {}) and "median_s" in int8.get("fp32", {}):
+        loss = 100 * (INT8_DEV_HIT5["fp32"] - INT8_DEV_HIT5["int8"])
+        rows.append(_row(f"int8 encoder, {int8['chunks']} chunks (floor: fp32, same run); "
+                         f"dev hybrid hit@5 {100 * INT8_DEV_HIT5['fp32']:.1f} → "
+                         f"{100 * INT8_DEV_HIT5['int8']:.1f} % (quoted from "
+                         f"{INT8_DEV_HIT5['source']})", int8["int8"]["median_s"], "s",
+                         floor=int8["fp32"]["median_s"],
+                         target="faster than fp32, ≤ 1 point of hit@5",
+                         met=int8["int8"]["median_s"] < int8["fp32"]["median_s"] and loss <= 1))
+    return rows
+
+
+def target_rows(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every figure of issue 15 with its floor, ratio, target and verdict (what is present)."""
+    targets = figures.get("targets") or {}
+    rows: list[dict[str, Any]] = []
+    dev = targets.get("dev")
+    if dev:
+        where = f"{dev['chunks']:,} chunks (dev index)"
+        rows += _retrieval_rows(dev, where, 30, 20, 3)
+        rows += _system_rows(dev, targets.get("eval_json") or {})
+    synthetic = targets.get("synthetic")
+    if synthetic:
+        retrieval = synthetic["retrieval"]
+        rows += _retrieval_rows(retrieval, f"{retrieval['chunks']:,} chunks (synthetic)",
+                                60, None, None)
+        rows += _add_rows(synthetic)
+    return rows + _other_rows(figures)
+
+
+def _cell(value: float | None, unit: str) -> str:
+    if value is None:
+        return ""
+    return f"{value:,.1f} {unit}" if unit == "ms" else f"{value:,.2f} {unit}"
+
+
+def _md_targets(figures: Mapping[str, Any]) -> list[str]:
+    rows = target_rows(figures)
+    if not rows:
+        return []
+    targets = figures.get("targets") or {}
+    lines = ["## Issue 15's figures against their floors", "",
+             "Command: `make bench` (`newsqa bench --make-bench --eval-cache DIR`: "
+             "the targets, the index build and int8 in one run). Every time is beside its "
+             "floor measured in the same run on the same data; the ratio is time over floor. "
+             f"Dev index: a copy of {targets.get('eval_cache', '?')} (never written). "
+             "Synthetic index: grown through `index.update` from real chunk texts with "
+             "material vectors (no model), one article then added at each size with the "
+             "real, warm model. Load average at the start of this part: "
+             f"{_fmt(targets.get('load_average_start'))}, at its end: "
+             f"{_fmt(targets.get('load_average_end'))}.", "",
+             "| figure | measured | floor | ratio | target | verdict |",
+             "| --- | ---: | ---: | ---: | --- | --- |"]
+    for row in rows:
+        unit = row["unit"]
+        verdict = "" if row["met"] is None else ("met" if row["met"] else "**missed**")
+        ratio = f"{row['ratio']:.2f} ×" if row["ratio"] is not None else ""
+        lines.append(f"| {row['figure']} | {_cell(row['value'], unit)} | "
+                     f"{_cell(row['floor'], unit if unit != '×' else 's')} | {ratio} | "
+                     f"{row['target']} | {verdict} |")
+    return [*lines, ""]
+
+
 def benchmarks_markdown(figures: Mapping[str, Any]) -> str:
     """docs/benchmarks.md from the figures of `run_benchmarks`."""
-    lines = _md_machine(figures)
+    lines = [*_md_machine(figures), *_md_targets(figures)]
     if "index" in figures:
         lines += _md_index(figures["index"])
     if "qa" in figures:
@@ -262,3 +558,14 @@ SERVER_MODE_ADVICE = [
     "(give it the memory and cores; the scan cost per filtered query is the same engine's), or "
     "when the store should live on another machine than the chat.",
 ]
+
+
+def parse_sizes(text: str) -> tuple[int, ...]:
+    """"1000,20000,100000" -> (1000, 20000, 100000); EvalError unless positive and ascending."""
+    try:
+        sizes = tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise EvalError(f"sizes must be comma-separated integers: {text!r}") from None
+    if not sizes or min(sizes) < 1 or list(sizes) != sorted(sizes):
+        raise EvalError(f"sizes must be positive and ascending: {text!r}")
+    return sizes

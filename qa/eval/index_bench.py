@@ -44,16 +44,20 @@ def _child_update(settings: Settings, paths: list[str], warm: bool, queue: Any) 
         embedder.warm_up()
         load_seconds = time.perf_counter() - t
     embed_seconds = [0.0]
-    real_embed = embedder.embed_documents
 
-    def timed_embed(texts: Any, **kwargs: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return real_embed(texts, **kwargs)
-        finally:
-            embed_seconds[0] += time.perf_counter() - t
+    def timed(real: Callable[..., Any]) -> Callable[..., Any]:
+        def call(texts: Any, **kwargs: Any) -> Any:
+            t = time.perf_counter()
+            try:
+                return real(texts, **kwargs)
+            finally:
+                embed_seconds[0] += time.perf_counter() - t
+        return call
 
-    embedder.embed_documents = timed_embed  # type: ignore[method-assign]
+    # the encoder pass, whether it keeps token states for the quote tagger or not
+    embedder.embed_documents = timed(embedder.embed_documents)  # type: ignore[method-assign]
+    embedder.embed_documents_with_states = timed(  # type: ignore[method-assign]
+        embedder.embed_documents_with_states)
     t = time.perf_counter()
     report = update(paths, settings, embedder=embedder)
     queue.put({"update_seconds": round(time.perf_counter() - t, 3),
@@ -118,10 +122,13 @@ def _ratio(numerator: float, denominator: float) -> float | None:
 
 def _build_figures(build: dict[str, Any], texts: Sequence[str]) -> dict[str, Any]:
     update, embed = build["update_seconds"], build["embed_seconds"]
+    quotes = build["report"].get("quote_seconds", 0.0)
     return {"wall_seconds": build["wall_seconds"], "update_seconds": update,
             "model_load_seconds": build["model_load_seconds"], "embed_seconds": embed,
-            "other_seconds": round(update - embed, 3),
-            "other_over_embed": _ratio(update - embed, embed),
+            "quote_seconds": quotes, "quotes_extracted": build["report"].get("quotes_extracted"),
+            "update_without_quotes_seconds": round(update - quotes, 3),
+            "other_seconds": round(update - embed - quotes, 3),
+            "other_over_embed": _ratio(update - embed - quotes, embed),
             "peak_rss_mb": build["peak_rss_mb"],
             "chunks_per_second": round(len(texts) / update, 2) if update else None}
 
@@ -164,6 +171,8 @@ def run_index_benchmark(settings: Settings, paths: Sequence[str | os.PathLike[st
                   "chunks_per_second": round(len(texts) / encode, 2) if encode else None,
                   "peak_rss_mb": floor["peak_rss_mb"]},
         "build_over_floor": _ratio(build["update_seconds"], encode),
+        "build_without_quotes_over_floor": _ratio(
+            build["update_seconds"] - build["report"].get("quote_seconds", 0.0), encode),
         **_rerun_figures(rerun, added),
         "settings": {"chunk_tokens": settings.chunk_tokens,
                      "chunk_overlap": settings.chunk_overlap,
@@ -265,3 +274,72 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+# --- one article added to an index of any size (in-process, model warm) ----------------------
+
+
+def drop_records(corpus: Path, count: int, skip: int = 0) -> list[dict[str, Any]]:
+    """`count` real articles of the eval corpus (after the first `skip`), as JSON records a
+    newsroom would drop into its folder: typical lengths, real text."""
+    records = []
+    with corpus.open(encoding="utf-8") as handle:
+        for number, line in enumerate(handle):
+            if number < skip:
+                continue
+            record = json.loads(line)
+            records.append({"title": record.get("title") or "", "body": record["body"],
+                            "source": record.get("source") or "",
+                            "published": record.get("published_at") or ""})
+            if len(records) == count:
+                break
+    return records
+
+
+def add_one_article(settings: Settings, embedder: Any, folder: Path, record: dict[str, Any],
+                    name: str, quotes: Any = None) -> dict[str, Any]:
+    """Drop one article into `folder` and index that folder with `update` in this process
+    (model warm); its time, quote extraction time, and its floor: a bare encode of the same
+    chunk texts with the same warm model. Then the file is deleted and the folder indexed
+    again (the article pruned, also timed), so the index is as before and the same article
+    can be added at another size."""
+    from index.build import update
+    from index.sources import read_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.json"
+    path.write_text(json.dumps(record), encoding="utf-8")
+    started = time.perf_counter()
+    report = update([folder], settings, embedder=embedder, quotes=quotes)
+    seconds = time.perf_counter() - started
+    article = read_file(str(path), settings).articles[0]
+    texts = [embedding_text(article, chunk, embedder)
+             for chunk in chunk_article(article, embedder, settings)]
+    mark = time.perf_counter()
+    embedder.embed_documents(texts)
+    encode = time.perf_counter() - mark
+    path.unlink()
+    mark = time.perf_counter()
+    pruned = update([folder], settings, embedder=embedder, quotes=quotes)
+    return {"update_seconds": seconds, "encode_seconds": encode,
+            "over_encode": _ratio(seconds, encode), "chunks_added": report.chunks_added,
+            "indexed": report.indexed, "quote_seconds": report.quote_seconds,
+            "index_chunks": report.chunks, "prune_seconds": time.perf_counter() - mark,
+            "articles_deleted": pruned.articles_deleted}
+
+
+def add_one_figures(settings: Settings, embedder: Any, folder: Path,
+                    records: Sequence[dict[str, Any]], tag: str, quotes: Any = None
+                    ) -> dict[str, Any]:
+    """`add_one_article` for each record in turn (each a separate run); the medians."""
+    import statistics
+
+    runs = [add_one_article(settings, embedder, folder, record, f"{tag}-{number}", quotes)
+            for number, record in enumerate(records)]
+    return {"runs": len(runs), "index_chunks": runs[-1]["index_chunks"],
+            **{key: statistics.median(run[key] for run in runs)
+               for key in ("update_seconds", "encode_seconds", "quote_seconds",
+                           "chunks_added", "prune_seconds", "articles_deleted")},
+            "over_encode": _ratio(statistics.median(r["update_seconds"] for r in runs),
+                                  statistics.median(r["encode_seconds"] for r in runs)),
+            "all_update_seconds": [round(r["update_seconds"], 3) for r in runs]}

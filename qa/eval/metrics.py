@@ -1,4 +1,5 @@
-"""The one home of evaluation metrics: answer normalisation, rank metrics, token F1, percentiles.
+"""The one home of evaluation metrics: answer normalisation, SQuAD EM/F1, rank metrics,
+calibration (ECE, risk-coverage), percentiles.
 
 Every number the eval, the benchmarks and the quality floor report is computed here, so that
 hit@k or "the answer is supported" means the same thing everywhere.
@@ -11,6 +12,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _DASHES = frozenset("-‐‑‒–—―/")
@@ -48,12 +50,12 @@ def holders_of_answer(answer: str, padded_bodies: Mapping[str, str]) -> set[str]
     return {key for key, body in padded_bodies.items() if f" {needle} " in body}
 
 
-def exact_match(prediction: str, gold: str) -> float:
+def squad_em(prediction: str, gold: str) -> float:
     """1.0 when prediction and gold are equal after normalisation (SQuAD EM)."""
     return float(normalise_answer(prediction) == normalise_answer(gold))
 
 
-def token_f1(prediction: str, gold: str) -> float:
+def squad_f1(prediction: str, gold: str) -> float:
     """SQuAD token F1 between prediction and gold after normalisation (0.0 .. 1.0)."""
     predicted, expected = normalise_answer(prediction).split(), normalise_answer(gold).split()
     if not predicted or not expected:
@@ -63,6 +65,60 @@ def token_f1(prediction: str, gold: str) -> float:
         return 0.0
     precision, recall = common / len(predicted), common / len(expected)
     return 2 * precision * recall / (precision + recall)
+
+
+# --- calibration ---------------------------------------------------------------------------
+
+
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool],
+                               bins: int = 10) -> float:
+    """ECE: over equal-width confidence bins, the size-weighted gap between the mean
+    confidence and the fraction of true outcomes (NaN for no values; 1.0 falls in the top bin)."""
+    if len(confidences) != len(outcomes):
+        raise ValueError("confidences and outcomes differ in length")
+    if not confidences:
+        return math.nan
+    members: list[list[int]] = [[] for _ in range(bins)]
+    for index, confidence in enumerate(confidences):
+        if not 0.0 <= confidence <= 1.0:
+            raise ValueError(f"confidence {confidence} lies outside [0, 1]")
+        members[min(int(confidence * bins), bins - 1)].append(index)
+    gap = 0.0
+    for chosen in members:
+        if chosen:
+            mean_confidence = sum(confidences[i] for i in chosen) / len(chosen)
+            accuracy = sum(bool(outcomes[i]) for i in chosen) / len(chosen)
+            gap += len(chosen) * abs(mean_confidence - accuracy)
+    return gap / len(confidences)
+
+
+@dataclass(frozen=True)
+class CoveragePoint:
+    """At one confidence threshold: how many answer (confidence >= threshold), what share of
+    all that is, and how many of those answered are right (NaN when none answer)."""
+
+    threshold: float
+    answered: int
+    coverage: float
+    accuracy: float
+
+
+def coverage_at(threshold: float, confidences: Sequence[float],
+                outcomes: Sequence[bool]) -> CoveragePoint:
+    """The answered share and the accuracy among the answered at `threshold`."""
+    answered = [bool(o) for c, o in zip(confidences, outcomes, strict=True) if c >= threshold]
+    total = len(confidences)
+    return CoveragePoint(threshold=threshold, answered=len(answered),
+                         coverage=len(answered) / total if total else math.nan,
+                         accuracy=sum(answered) / len(answered) if answered else math.nan)
+
+
+def risk_coverage(confidences: Sequence[float], outcomes: Sequence[bool],
+                  thresholds: Iterable[float] | None = None) -> list[CoveragePoint]:
+    """The risk-coverage curve: one point per threshold (default: every distinct confidence,
+    highest first, so coverage grows along the list)."""
+    chosen = sorted(set(confidences), reverse=True) if thresholds is None else thresholds
+    return [coverage_at(t, confidences, outcomes) for t in chosen]
 
 
 # --- rankings ------------------------------------------------------------------------------

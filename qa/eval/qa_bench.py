@@ -9,22 +9,30 @@ then run over it. Questions are `qa.eval.data.EvalQuestion` with `gold` mapped t
 from __future__ import annotations
 
 import dataclasses
+import os
 import random
+import socket
 import statistics
+import subprocess
+import sys
 import time
+import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from index import keyword
 from index.chunking import chunk_article, embedding_text
 from index.embedding import Embedder
 from index.records import Article
-from index.settings import Settings
+from index.settings import OFFLINE_ENV, Settings
 from index.sources import record_article
 from index.store import Store
 from qa.api import NewsQA
+from qa.errors import EvalError
 from qa.eval.data import EvalQuestion, load_corpus, load_queries
 from qa.eval.metrics import (
     contains_answer,
@@ -220,3 +228,194 @@ def run_qa_benchmark(qa: NewsQA | None = None, subset: EvalSubset | None = None,
             "answer_cpu_p50_ms": 1000 * statistics.median(answer_cpu),
             "stage_p50_ms": {k: 1000 * statistics.median(v) for k, v in stages.items()},
             "found_rate": found / max(len(subset.questions), 1)}
+
+
+# --- retrieval against its floor (the figures of `make bench`) -------------------------------
+
+#: Candidates the floor's bare searches return: the retriever's default candidate depth.
+FLOOR_DEPTH = RetrievalConfig().depth
+#: Article depth of the eval's rankings (qa.eval.run's DEPTH), for the three systems' latencies.
+EVAL_DEPTH = 10
+
+
+def dev_questions(eval_dir: Path) -> list[EvalQuestion]:
+    """The RealTime QA dev questions (query and question date), in file order."""
+    return load_queries(eval_dir / "queries_dev.jsonl")
+
+
+def open_retriever(data_dir: Path, settings: Settings, embedder: Embedder) -> Retriever:
+    """The product's retriever over the index in `data_dir` (embedded store), warm."""
+    local = settings.replace(data_dir=data_dir, chroma_url="")
+    retriever = Retriever(local, embedder=embedder,
+                          store=Store(local, model_name=local.encoder_signature))
+    retriever.warm_up()
+    return retriever
+
+
+def _seconds(call: Callable[[], Any]) -> float:
+    started = time.perf_counter()
+    call()
+    return time.perf_counter() - started
+
+
+def _summary(seconds: Sequence[float]) -> dict[str, float]:
+    return {"p50_ms": 1000 * percentile(seconds, 50), "p95_ms": 1000 * percentile(seconds, 95),
+            "n": len(seconds)}
+
+
+def floor_blocks(retriever: Retriever, queries: Sequence[str], vectors: np.ndarray
+                 ) -> dict[str, list[float]]:
+    """The floor of each query, part by part: its embedding; a bare search of the same
+    vectors, the faster of an exact numpy search (top FLOOR_DEPTH) and the store's own HNSW
+    query unfiltered (`Store.query`, top FLOOR_DEPTH, which also fetches the hits' texts: no
+    bare HNSW handle exists outside index/store.py); a bare BM25 search of the same keyword
+    index (unfiltered, top FLOOR_DEPTH); and their per-query sum. Each part runs as its own
+    block over all queries: a numpy search leaves BLAS threads spinning that would tax the
+    next query's embedding on a 2-core machine."""
+    depth = min(FLOOR_DEPTH, len(vectors) - 1)
+    embeddings, embed = [], []
+    for query in queries:
+        started = time.perf_counter()
+        embeddings.append(retriever.embedder.embed_query(query))
+        embed.append(time.perf_counter() - started)
+    exact = [_seconds(lambda e=e: np.argpartition(-(vectors @ e), depth)[:depth])
+             for e in embeddings]
+    hnsw = [_seconds(lambda e=e: retriever.store.query(e, FLOOR_DEPTH)) for e in embeddings]
+    searched = [min(pair) for pair in zip(exact, hnsw, strict=True)]
+    bm25 = [_seconds(lambda q=q: retriever.keyword.search(q, FLOOR_DEPTH)) for q in queries]
+    return {"embed": embed, "vectors": searched, "vectors_exact": exact,
+            "vectors_store_hnsw": hnsw, "bm25": bm25,
+            "floor": [sum(parts) for parts in zip(embed, searched, bm25, strict=True)]}
+
+
+def block_timings(retriever: Retriever, questions: Sequence[EvalQuestion],
+                  vectors: np.ndarray, rounds: int = 2) -> dict[str, list[float]]:
+    """The floor's blocks (`floor_blocks`), then every question's `Retriever.retrieve` with
+    `until=question_date` (as the eval asks), then unfiltered (query embedding included,
+    default k and depth); all `rounds` times, so that load on a shared machine falls on
+    all alike."""
+    out: dict[str, list[float]] = {"embed": [], "vectors": [], "vectors_exact": [],
+                                   "vectors_store_hnsw": [], "bm25": [], "floor": [],
+                                   "filtered": [], "unfiltered": []}
+    for _ in range(rounds):
+        for name, values in floor_blocks(retriever, [q.query for q in questions],
+                                         vectors).items():
+            out[name] += values
+        for question in questions:
+            until = Filters.make(until=question.question_date)
+            out["filtered"].append(_seconds(lambda q=question.query, f=until:
+                                            retriever.retrieve(q, filters=f)))
+        out["unfiltered"] += [_seconds(lambda q=q.query: retriever.retrieve(q))
+                              for q in questions]
+    return out
+
+
+def system_timings(retriever: Retriever, questions: Sequence[EvalQuestion],
+                   textbook_dir: Path | None) -> dict[str, dict[str, float]]:
+    """The eval's three systems' ranking latency (`qa.eval.run`'s rank step: depth 10,
+    until=question_date), re-measured here: newsqa, BM25 alone, and the textbook LangChain
+    recipe over the eval's cached textbook store when `textbook_dir` is given."""
+    from index.embedding import model_path
+    from qa.eval.peers import RetrieverRanker, TextbookRAG
+
+    runners: dict[str, Any] = {
+        "newsqa": RetrieverRanker("newsqa", retriever, lambda article_id: article_id),
+        "bm25": RetrieverRanker("bm25", retriever, lambda article_id: article_id,
+                                mode="keyword")}
+    if textbook_dir is not None:
+        textbook = TextbookRAG(textbook_dir,
+                               model_path=model_path(retriever.settings.embedding_model))
+        textbook.build(())  # the eval's cache, complete: opened, nothing embedded
+        runners["textbook"] = textbook
+    out = {}
+    for name, runner in runners.items():
+        first = questions[0]
+        runner.rank(first.query, EVAL_DEPTH, first.question_date or None)  # first-call costs
+        out[name] = _summary([_seconds(lambda r=runner, q=q: r.rank(
+            q.query, EVAL_DEPTH, q.question_date or None)) for q in questions])
+    return out
+
+
+def retrieval_figures(retriever: Retriever, questions: Sequence[EvalQuestion], *,
+                      textbook_dir: Path | None = None, systems: bool = True,
+                      warm_questions: int = 5) -> dict[str, Any]:
+    """Filtered and unfiltered retrieval and their floor, in one process over the same
+    vectors and keyword index (`block_timings`, after `warm_questions` untimed questions),
+    and optionally the eval's three systems. Ratios are p50 over the floor's p50."""
+    _, vectors = retriever.store.sample_chunks(retriever.store.count()[1])
+    articles, chunks = retriever.store.count()
+    block_timings(retriever, questions[:warm_questions], vectors, rounds=1)
+    timings = block_timings(retriever, questions, vectors)
+    figures: dict[str, Any] = {"articles": articles, "chunks": chunks,
+                               "questions": len(questions), "vector_rows": len(vectors),
+                               **{name: _summary(v) for name, v in timings.items()}}
+    floor = figures["floor"]["p50_ms"]
+    for name in ("filtered", "unfiltered"):
+        figures[name]["over_floor"] = figures[name]["p50_ms"] / floor if floor else None
+    if systems:
+        figures["systems"] = system_timings(retriever, questions, textbook_dir)
+    return figures
+
+
+# --- `newsqa serve` to its first page ----------------------------------------------------------
+
+SERVE_TIMEOUT_S = 180.0
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _page_up(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:  # loopback only
+            return reply.status == 200 and b"<html" in reply.read(4096).lower()
+    except OSError:
+        return False
+
+
+def serve_seconds(data_dir: Path) -> float:
+    """Seconds from starting `newsqa serve` (a fresh process, embedded store in `data_dir`)
+    until its page answers on loopback; the process is stopped afterwards."""
+    port = _free_port()
+    newsqa = Path(sys.executable).with_name("newsqa")
+    env = {**os.environ, **OFFLINE_ENV, "NEWSQA_DATA_DIR": str(data_dir),
+           "NEWSQA_CHROMA_URL": ""}
+    started = time.perf_counter()
+    server = subprocess.Popen([str(newsqa), "serve", "--host", "127.0.0.1", "--port",
+                               str(port)], env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        while not _page_up(f"http://127.0.0.1:{port}/"):
+            if server.poll() is not None or time.perf_counter() - started > SERVE_TIMEOUT_S:
+                raise EvalError(f"newsqa serve did not serve its page (exit code "
+                                f"{server.poll()})")
+            time.sleep(0.05)
+        return time.perf_counter() - started
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+def import_seconds() -> float:
+    """The floor of serving: a fresh interpreter importing the web app (`import ui.app`:
+    Gradio and the app's modules), no model, no store, no server."""
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import ui.app"], check=True,
+                   env={**os.environ, **OFFLINE_ENV})
+    return time.perf_counter() - started
+
+
+def serve_figures(data_dir: Path, runs: int = 3) -> dict[str, Any]:
+    """`newsqa serve` to first page with an existing index, `runs` times, and its floor."""
+    served = [serve_seconds(data_dir) for _ in range(runs)]
+    imports = [import_seconds() for _ in range(runs)]
+    first, floor = statistics.median(served), statistics.median(imports)
+    return {"runs": runs, "first_page_seconds": first, "all_seconds": served,
+            "import_floor_seconds": floor, "over_floor": first / floor if floor else None}

@@ -1,5 +1,6 @@
-"""The evaluation report: its model (scores, refusals, per-question results), the terminal
-table, the Markdown page and the hit@k chart."""
+"""The evaluation report: its model (scores, short answers and calibration, refusals,
+per-question results, the ablation), the terminal table, the Markdown page and its charts
+(hit@k, risk-coverage)."""
 
 from __future__ import annotations
 
@@ -7,23 +8,45 @@ import dataclasses
 import json
 import math
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from qa.eval.metrics import hit_rate, mean_reciprocal_rank, percentile_ms
+from qa.eval.metrics import (
+    CoveragePoint,
+    coverage_at,
+    expected_calibration_error,
+    hit_rate,
+    mean_reciprocal_rank,
+    percentile_ms,
+    risk_coverage,
+)
 
 EVAL_VERSION = 1
 KS: tuple[int, ...] = tuple(range(1, 11))
+CALIBRATION_BINS = 10
+#: The confidence thresholds of the risk-coverage table (the chart uses every distinct one).
+COVERAGE_THRESHOLDS: tuple[float, ...] = tuple(round(0.1 * i, 1) for i in range(10))
+REFUSAL_CHECK = Path(__file__).parent / "refusal_check.json"
+#: Per-question fields that quote the eval data: left out of eval.json unless `details`.
+EVAL_TEXT_KEYS = ("query", "answer", "reply", "short_answer", "variant_reply",
+                  "variant_short_answer", "variant_quotes")
 
-#: Targets the report is checked against (set before measuring; never tuned to the data).
+#: Targets the report is checked against (issue 12; set before measuring, never tuned to the
+#: data). Retrieval keeps today's figures as its floor; the textbook gain is the older target.
 TARGETS = {
     "hit@5 gain over textbook (points)": 10.0,
-    "answer_support": 0.70,
-    "refusal_rate": 0.80,
+    "hit@5 (min)": 0.853,
+    "MRR@10 (min)": 0.695,
+    "answer_support": 0.60,
+    "short_answer_support": 0.60,
+    "short_answer_f1": 0.35,
+    "short_answer_f1 (stretch)": 0.45,
+    "refusal_rate": 0.70,
     "false_refusal_rate (max)": 0.10,
+    "answer latency p50 ms (max)": 500.0,
     "full eval minutes (max)": 20.0,
     "cached rerun minutes (max)": 3.0,
 }
@@ -74,6 +97,93 @@ class SystemScores:
 
 
 @dataclass(frozen=True)
+class ShortAnswerScores:
+    """Short answers over the answerable questions (a refusal or an answer without a short
+    answer scores 0): SQuAD EM/F1 of the short answer alone; `first_quote_f1` the F1 of the
+    first cited quote, for context; `support` counts an answer whose short answer holds the
+    normalised gold answer and whose citation carrying it is from a gold article."""
+
+    questions: int
+    exact_match: float
+    f1: float
+    first_quote_f1: float
+    support: float
+    with_short_answer: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Confidence against support, from a pass whose answers were never refused for their
+    confidence (so that every threshold can be swept): per answer, its level and whether it
+    is supported (the first citation is gold and a quote holds the normalised answer).
+
+    A level is the answer's confidence; +inf for an answer found without one (another
+    answerer: answered at every threshold), -inf for one refused otherwise (the coverage gate:
+    answered at none). ECE counts the answers found with a confidence; variants are never supported
+    (their gold is left out). `threshold` is the product's refusal threshold.
+    """
+
+    source: str
+    answerable: tuple[tuple[float, bool], ...]
+    unanswerable: tuple[tuple[float, bool], ...]
+    threshold: float | None = None
+
+    def ece(self, *, pooled: bool = True) -> float:
+        """ECE over 10 bins of the confidence against support (pooled: variants too)."""
+        pairs = [(c, o) for c, o in (*self.answerable, *(self.unanswerable if pooled else ()))
+                 if math.isfinite(c)]
+        return expected_calibration_error([c for c, _ in pairs], [o for _, o in pairs],
+                                          CALIBRATION_BINS)
+
+    def rated(self, *, pooled: bool = True) -> int:
+        """How many answers carried a confidence (what ECE is computed over)."""
+        pairs = (*self.answerable, *(self.unanswerable if pooled else ()))
+        return sum(math.isfinite(c) for c, _ in pairs)
+
+    def curve(self) -> list[CoveragePoint]:
+        """Risk-coverage over the answerable questions at every distinct confidence."""
+        levels, outcomes = [c for c, _ in self.answerable], [o for _, o in self.answerable]
+        thresholds = sorted({c for c in levels if math.isfinite(c)}, reverse=True)
+        return risk_coverage(levels, outcomes, thresholds)
+
+    def coverage_rows(self) -> list[tuple[CoveragePoint, CoveragePoint]]:
+        """Per table threshold (and the product's): the answerable questions' point and the
+        variants' point (whose coverage is the share of unanswerable variants answered)."""
+        answerable = [c for c, _ in self.answerable], [o for _, o in self.answerable]
+        variants = [c for c, _ in self.unanswerable], [o for _, o in self.unanswerable]
+        thresholds = sorted({*COVERAGE_THRESHOLDS,
+                             *([] if self.threshold is None else [self.threshold])})
+        return [(coverage_at(t, *answerable), coverage_at(t, *variants)) for t in thresholds]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "threshold": self.threshold,
+                "rated": {"pooled": self.rated(), "answerable": self.rated(pooled=False)},
+                "ece_10_bins": self.ece(), "ece_10_bins_answerable": self.ece(pooled=False),
+                "risk_coverage": [
+                    {"threshold": a.threshold, "answered": a.coverage, "support": a.accuracy,
+                     "unanswerable_answered": v.coverage} for a, v in self.coverage_rows()]}
+
+
+@dataclass(frozen=True)
+class AblationRow:
+    """One answerer variant on the same dev questions: what `newsqa eval --ablation` shows."""
+
+    name: str
+    description: str
+    answer_support: float
+    short_answer_f1: float
+    refusal_rate: float
+    false_refusal_rate: float
+    answer_p50_ms: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
 class RefusalScores:
     """Refusals: on unanswerable variants (should refuse) and on the answerable set (should
     not)."""
@@ -116,9 +226,22 @@ class QuestionResult:
     latency_ms: float = 0.0
     refused_unanswerable: bool | None = None
     excluded: int = 0
+    span_supported: bool | None = None
+    short_answer: str = ""
+    short_em: float | None = None
+    short_f1: float | None = None
+    first_quote_f1: float | None = None
+    short_supported: bool | None = None
+    confidence: float | None = None
+    variant_confidence: float | None = None
+    variant_first_citation: str = ""
+    variant_reply: str = ""
+    variant_short_answer: str = ""
+    variant_quotes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out = dataclasses.asdict(self)
+        out["variant_quotes"] = list(self.variant_quotes)
         out["ranks"] = dict(self.ranks)
         out["gold"] = list(self.gold)
         return out
@@ -140,10 +263,14 @@ class EvalReport:
     environment: Mapping[str, Any]
     started_at: str
     questions: tuple[QuestionResult, ...] = field(default=(), repr=False)
+    short_answers: ShortAnswerScores | None = None
+    calibration: Calibration | None = None
+    ablation: tuple[AblationRow, ...] = ()
+    hand_check: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("selection", "counts", "systems", "timings", "cache", "settings",
-                     "environment"):
+                     "environment", "hand_check"):
             object.__setattr__(self, name, MappingProxyType(dict(getattr(self, name))))
 
     def gains(self) -> dict[str, dict[str, float]]:
@@ -156,35 +283,65 @@ class EvalReport:
                 for name, peer in self.systems.items() if name != "newsqa"}
 
     def checks(self) -> dict[str, dict[str, Any]]:
-        """Each target with the measured value and whether it is met (None: not measured)."""
-        return {**self._retrieval_checks(), **self._answer_checks(), **self._time_checks()}
+        """Each target with the measured value, how it reads and whether it is met."""
+        return {**self._retrieval_checks(), **self._answer_checks(), **self._refusal_checks(),
+                **self._time_checks()}
 
     def _retrieval_checks(self) -> dict[str, dict[str, Any]]:
-        out: dict[str, dict[str, Any]] = {}
         ours = self.systems.get("newsqa")
+        if ours is None:
+            return {}
+        out: dict[str, dict[str, Any]] = {}
         gains = self.gains()
-        if ours and "textbook" in gains:
-            out["newsqa hit@5 >= textbook + 10 points"] = {
-                "value": gains["textbook"]["hit@5"], "met": gains["textbook"]["hit@5"] >= 10.0}
-        if ours and {"textbook", "bm25"} & set(self.systems):
+        if "textbook" in gains:
+            gain = gains["textbook"]["hit@5"]
+            out["newsqa hit@5 >= textbook + 10 points"] = _check(
+                gain, gain >= TARGETS["hit@5 gain over textbook (points)"], f"{gain:+.1f} pts")
+        if {"textbook", "bm25"} & set(self.systems):
             best_peer = max((p.mrr10 for n, p in self.systems.items()
                              if n in ("textbook", "bm25")), default=0.0)
-            out["newsqa MRR@10 above every peer"] = {"value": ours.mrr10 - best_peer,
-                                                     "met": ours.mrr10 > best_peer}
+            margin = ours.mrr10 - best_peer
+            out["newsqa MRR@10 above every peer"] = _check(margin, margin > 0,
+                                                           f"{100 * margin:+.1f} pts")
+        out["hit@5 >= 85.3%"] = _check(ours.hit(5), ours.hit(5) >= TARGETS["hit@5 (min)"],
+                                       _pct(ours.hit(5)))
+        out["MRR@10 >= 69.5"] = _check(ours.mrr10, ours.mrr10 >= TARGETS["MRR@10 (min)"],
+                                       f"{100 * ours.mrr10:.1f}")
         return out
 
     def _answer_checks(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         ours = self.systems.get("newsqa")
         if ours and ours.answer_support is not None:
-            out["answer support >= 70%"] = {"value": ours.answer_support,
-                                            "met": ours.answer_support >= 0.70}
-        if self.refusal is not None:
-            out["refusal rate >= 80%"] = {"value": self.refusal.refusal_rate,
-                                          "met": self.refusal.refusal_rate >= 0.80}
-            out["false refusals <= 10%"] = {"value": self.refusal.false_refusal_rate,
-                                            "met": self.refusal.false_refusal_rate <= 0.10}
+            out["answer support >= 60%"] = _check(
+                ours.answer_support, ours.answer_support >= TARGETS["answer_support"],
+                _pct(ours.answer_support))
+        short = self.short_answers
+        if short is not None:
+            out["support on the short answer's span >= 60%"] = _check(
+                short.support, short.support >= TARGETS["short_answer_support"],
+                _pct(short.support))
+            for label, key in (("short-answer F1 >= 0.35", "short_answer_f1"),
+                               ("short-answer F1 >= 0.45 (stretch)",
+                                "short_answer_f1 (stretch)")):
+                out[label] = _check(short.f1, short.f1 >= TARGETS[key], f"{short.f1:.3f}")
+        if ours and ours.answer_p50_ms is not None:
+            limit = TARGETS["answer latency p50 ms (max)"]
+            out[f"answer latency p50 <= {limit:.0f} ms"] = _check(
+                ours.answer_p50_ms, ours.answer_p50_ms <= limit, f"{ours.answer_p50_ms:.0f} ms")
         return out
+
+    def _refusal_checks(self) -> dict[str, dict[str, Any]]:
+        r = self.refusal
+        if r is None:
+            return {}
+        return {"refusal rate >= 70%": _check(r.refusal_rate,
+                                              r.refusal_rate >= TARGETS["refusal_rate"],
+                                              _pct(r.refusal_rate)),
+                "false refusals <= 10%": _check(
+                    r.false_refusal_rate,
+                    r.false_refusal_rate <= TARGETS["false_refusal_rate (max)"],
+                    _pct(r.false_refusal_rate))}
 
     def _time_checks(self) -> dict[str, dict[str, Any]]:
         total = self.timings.get("total_s")
@@ -195,9 +352,11 @@ class EvalReport:
         if len(reused) != 1:  # a partly cached run meets neither time target's terms
             return {}
         cached = reused.pop()
-        limit = 3.0 if cached else 20.0
-        return {f"{'cached rerun' if cached else 'full eval'} <= {limit:g} min": {
-            "value": total / 60.0, "met": total / 60.0 <= limit}}
+        limit = TARGETS["cached rerun minutes (max)" if cached else "full eval minutes (max)"]
+        ablation = sum(v for k, v in self.timings.items() if k.startswith("ablation"))
+        minutes = (total - ablation) / 60.0  # the ablation's passes are not the eval's time
+        return {f"{'cached rerun' if cached else 'full eval'} <= {limit:g} min": _check(
+            minutes, minutes <= limit, f"{minutes:.1f} min")}
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -210,6 +369,10 @@ class EvalReport:
             "systems": {name: s.to_dict() for name, s in self.systems.items()},
             "gains_points": self.gains(),
             "refusal": self.refusal.to_dict() if self.refusal else None,
+            "short_answers": self.short_answers.to_dict() if self.short_answers else None,
+            "calibration": self.calibration.to_dict() if self.calibration else None,
+            "ablation": [row.to_dict() for row in self.ablation],
+            "hand_check": dict(self.hand_check),
             "latency": {name: _latency(s) for name, s in self.systems.items()},
             "timings": dict(self.timings),
             "cache": dict(self.cache),
@@ -218,6 +381,11 @@ class EvalReport:
             "environment": dict(self.environment),
             "questions": [q.to_dict() for q in self.questions],
         }
+
+
+def _check(value: float, met: bool, shown: str) -> dict[str, Any]:
+    """One target's entry: the measured value, how the report prints it, whether it is met."""
+    return {"value": value, "shown": shown, "met": bool(met)}
 
 
 def _latency(s: SystemScores) -> dict[str, float | None]:
@@ -230,6 +398,35 @@ def _latency(s: SystemScores) -> dict[str, float | None]:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None or math.isnan(value) else f"{100 * value:.1f}%"
+
+
+# --- the hand check of answered unanswerable variants -----------------------------------------
+
+
+def load_hand_check(path: Path) -> dict[str, Any]:
+    """The hand check's record ({"judged": what was judged, "checks": [{"id", "verdict":
+    "right"|"wrong" (the reply answers correctly), "answerable" (the corpus left a paraphrase
+    of the answer in), "reason"}]}); empty when the file does not exist."""
+    path = Path(path)
+    if not path.is_file():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    for entry in data.get("checks", []):
+        if entry.get("verdict") not in ("right", "wrong"):
+            raise ValueError(f"{path}: verdict of {entry.get('id')!r} must be right or wrong")
+    return data
+
+
+def hand_check_summary(record: Mapping[str, Any], results: Sequence[QuestionResult]
+                       ) -> dict[str, Any]:
+    """How many hand-checked variants this run also answered, and how many were right."""
+    answered = {q.id for q in results if q.refused_unanswerable is False}
+    kept = [e for e in record.get("checks", []) if e["id"] in answered]
+    if not kept:
+        return {}
+    return {"checked": len(kept), "right": sum(e["verdict"] == "right" for e in kept),
+            "answerable": sum(bool(e.get("answerable")) for e in kept),
+            "judged": record.get("judged", ""), "listed": len(record.get("checks", []))}
 
 
 # --- the terminal table ----------------------------------------------------------------------
@@ -259,12 +456,35 @@ def render_table(report: EvalReport) -> str:
         lines.append(f"refusals: {_pct(r.refusal_rate)} of {r.unanswerable} unanswerable "
                      f"variants refused; false refusals {_pct(r.false_refusal_rate)} of "
                      f"{r.answerable} answerable")
+    lines += _table_short_answers(report)
+    for row in report.ablation:
+        lines.append(f"ablation {row.name}: support {_pct(row.answer_support)}, short F1 "
+                     f"{row.short_answer_f1:.3f}, refusal {_pct(row.refusal_rate)}, false "
+                     f"refusals {_pct(row.false_refusal_rate)}, p50 {row.answer_p50_ms:.0f} ms")
     lines.append("")
     for name, check in report.checks().items():
         lines.append(f"[{'ok' if check['met'] else 'MISSED'}] {name}")
     timing = ", ".join(f"{k} {v:.0f}s" for k, v in report.timings.items())
     lines.append(f"time: {timing}")
     return "\n".join(lines)
+
+
+def _table_short_answers(report: EvalReport) -> list[str]:
+    short = report.short_answers
+    if short is None:
+        return []
+    lines = [f"short answers: EM {short.exact_match:.3f}, F1 {short.f1:.3f} (first quote F1 "
+             f"{short.first_quote_f1:.3f}); support on the short answer's span "
+             f"{_pct(short.support)}"]
+    calibration = report.calibration
+    if calibration is not None:
+        lines.append(f"confidence: ECE {calibration.ece():.3f} over {CALIBRATION_BINS} bins "
+                     f"({calibration.rated()} answers with a confidence, {calibration.source})")
+    check = report.hand_check
+    if check.get("checked"):
+        lines.append(f"hand check: of {check['checked']} answered variants, "
+                     f"{check['right']} were right, {check.get('answerable', 0)} answerable")
+    return lines
 
 
 # --- the Markdown page -----------------------------------------------------------------------
@@ -346,15 +566,85 @@ def _md_answers(report: EvalReport) -> list[str]:
     ours = report.systems.get("newsqa")
     if not ours or ours.answer_support is None:
         return []
-    return ["", "## Answers (newsqa, extractive answerer)", "",
-            f"- Answer support: **{_pct(ours.answer_support)}** of questions are answered "
-            "with a cited span containing the normalised gold answer (lower-case, "
-            "punctuation incl. typographic quotes and a/an/the removed) AND a first "
-            "citation from a gold article.",
-            f"- Answer contained (lenient: anywhere in the reply or its quotes, any "
-            f"article): {_pct(ours.answer_contained)}.",
-            f"- Answer latency per question: p50 {ours.answer_p50_ms:.0f} ms, "
-            f"p95 {ours.answer_p95_ms:.0f} ms (model warm, one question at a time)."]
+    answerer = report.selection.get("answerer") or "newsqa"
+    reader = report.selection.get("reader") or ""
+    lines = ["", f"## Answers (newsqa, {answerer} answerer)", ""]
+    if reader:
+        lines += [f"- Reader weights: sha256 `{reader}`."]
+    lines += [f"- Answer support: **{_pct(ours.answer_support)}** of questions are answered "
+              "with a cited span containing the normalised gold answer (lower-case, "
+              "punctuation incl. typographic quotes and a/an/the removed) AND a first "
+              "citation from a gold article.",
+              f"- Answer contained (lenient: anywhere in the reply or its quotes, any "
+              f"article): {_pct(ours.answer_contained)}.",
+              *_md_short_answers(report.short_answers),
+              f"- Answer latency per question: p50 {ours.answer_p50_ms:.0f} ms, "
+              f"p95 {ours.answer_p95_ms:.0f} ms (model warm, one question at a time)."]
+    return lines
+
+
+def _md_short_answers(short: ShortAnswerScores | None) -> list[str]:
+    if short is None:
+        return []
+    return [f"- Short answers (SQuAD normalisation, all {short.questions} questions; a "
+            f"refusal or an answer without a short answer scores 0; "
+            f"{_pct(short.with_short_answer)} were answered with one): exact match "
+            f"**{short.exact_match:.3f}**, token F1 **{short.f1:.3f}**. For context, the "
+            f"first cited quote's token F1 against the gold answer: "
+            f"{short.first_quote_f1:.3f}.",
+            f"- Support on the short answer's own span (the short answer contains the "
+            f"normalised gold answer and the citation carrying it is from a gold article): "
+            f"**{_pct(short.support)}**."]
+
+
+def _md_calibration(report: EvalReport, chart_name: str | None) -> list[str]:
+    calibration = report.calibration
+    if calibration is None:
+        return []
+    threshold = calibration.threshold
+    product = "" if threshold is None else f" The product refuses below {threshold:.3f}."
+    lines = ["", "## Confidence", "",
+             f"`Answer.confidence` against support (the first citation is from a gold "
+             f"article and a cited quote holds the normalised gold answer), measured on "
+             f"{calibration.source}, so that every threshold can be swept.{product}", "",
+             f"- ECE over {CALIBRATION_BINS} equal-width bins: **{calibration.ece():.3f}** "
+             f"over the {calibration.rated()} answers found with a confidence (answerable "
+             f"questions and unanswerable variants, which are never supported); "
+             f"{calibration.ece(pooled=False):.3f} on the "
+             f"{calibration.rated(pooled=False)} answerable questions alone.", "",
+             "Risk-coverage: answering only when the confidence reaches the threshold "
+             "(answerable questions: the share answered and the support among those "
+             "answered; unanswerable variants: the share answered, i.e. 1 - refusal). "
+             "Answers the coverage gate refused count as refused at every threshold; answers "
+             "without a confidence (the quote answerer's) as answered at every one.", "",
+             "| threshold | answered | support among answered | variants answered |",
+             "| ---: | ---: | ---: | ---: |"]
+    lines += [f"| {_threshold(a.threshold, threshold)} | {_pct(a.coverage)} ({a.answered}) | "
+              f"{_pct(a.accuracy)} | {_pct(v.coverage)} ({v.answered}) |"
+              for a, v in calibration.coverage_rows()]
+    if chart_name:
+        lines += ["", f"![risk-coverage]({chart_name})"]
+    return lines
+
+
+def _threshold(value: float, product: float | None) -> str:
+    """A table threshold; the product's own is marked and shown to three decimals."""
+    return f"{value:.3f} (product)" if value == product else f"{value:.1f}"
+
+
+def _md_ablation(report: EvalReport) -> list[str]:
+    if not report.ablation:
+        return []
+    lines = ["", "## Ablation", "",
+             "The same dev questions (and their unanswerable variants) answered by variants "
+             "of the answerer, through the same eval loop and retrieval.", "",
+             "| variant | support | short-answer F1 | refusal | false refusals | "
+             "answer p50 |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
+    lines += [f"| {row.name} | {_pct(row.answer_support)} | {row.short_answer_f1:.3f} | "
+              f"{_pct(row.refusal_rate)} | {_pct(row.false_refusal_rate)} | "
+              f"{row.answer_p50_ms:.0f} ms |" for row in report.ablation]
+    lines += ["", *(f"- **{row.name}**: {row.description}" for row in report.ablation)]
+    return lines
 
 
 def _md_refusals(report: EvalReport) -> list[str]:
@@ -368,17 +658,19 @@ def _md_refusals(report: EvalReport) -> list[str]:
             f"average): **{_pct(r.refusal_rate)}** refused ({r.refused} of "
             f"{r.unanswerable}).",
             f"- False refusals on the answerable questions: **"
-            f"{_pct(r.false_refusal_rate)}** ({r.false_refusals} of {r.answerable})."]
+            f"{_pct(r.false_refusal_rate)}** ({r.false_refusals} of {r.answerable}).",
+            *_md_hand_check(report.hand_check)]
 
 
-def _shown(name: str, value: float) -> str:
-    if "points" in name:
-        return f"{value:+.1f} pts"
-    if "min" in name:
-        return f"{value:.1f} min"
-    if "MRR" in name:
-        return f"{100 * value:+.1f} pts"
-    return _pct(value)
+def _md_hand_check(check: Mapping[str, Any]) -> list[str]:
+    if not check.get("checked"):
+        return []
+    return [f"- Hand check (qa/eval/{REFUSAL_CHECK.name}): of {check['checked']} answered "
+            f"unanswerable variants, {check['right']} were right; "
+            f"{check.get('answerable', 0)} were answerable from a paraphrase left in the "
+            f"corpus (the answer filter matches whole normalised words: \"nine\" for 9, "
+            f"\"Antarctica's\" for Antarctica), so the refusal figure is a lower bound. "
+            f"Judged: {check.get('judged', '')}".rstrip()]
 
 
 def _md_targets(report: EvalReport) -> list[str]:
@@ -386,7 +678,7 @@ def _md_targets(report: EvalReport) -> list[str]:
     if not checks:
         return []
     return ["", "## Targets", "", "| target | measured | met |", "| --- | ---: | :---: |",
-            *(f"| {name} | {_shown(name, check['value'])} | {'yes' if check['met'] else 'NO'} |"
+            *(f"| {name} | {check['shown']} | {'yes' if check['met'] else 'NO'} |"
               for name, check in checks.items())]
 
 
@@ -418,19 +710,22 @@ def _md_misses(report: EvalReport) -> list[str]:
 
 
 def report_markdown(report: EvalReport, chart_name: str | None = None,
-                    command: str = "", notes: Sequence[str] = ()) -> str:
+                    command: str = "", notes: Sequence[str] = (),
+                    coverage_name: str | None = None) -> str:
     """The Markdown form of a report (what write_report saves)."""
     lines = [*_md_header(report, command), *_md_retrieval(report, chart_name),
-             *_md_systems(report), *_md_answers(report), *_md_refusals(report),
-             *_md_targets(report), *_md_time_and_caches(report, notes), *_md_misses(report)]
+             *_md_systems(report), *_md_answers(report), *_md_calibration(report, coverage_name),
+             *_md_refusals(report), *_md_ablation(report), *_md_targets(report),
+             *_md_time_and_caches(report, notes), *_md_misses(report)]
     return "\n".join(lines) + "\n"
 
 
 # --- files -----------------------------------------------------------------------------------
 
 
-def write_chart(report: EvalReport, path: Path) -> bool:
-    """hit@k curves (k = 1..10) per system as a PNG; False when matplotlib is missing."""
+def _plot(path: Path, draw: Callable[[Any], None]) -> bool:
+    """Draw one chart with `draw(axes)` into a PNG at `path`; False when matplotlib is
+    missing. The one plotting path of the report's charts."""
     try:
         import matplotlib
 
@@ -439,21 +734,53 @@ def write_chart(report: EvalReport, path: Path) -> bool:
     except ImportError:
         return False
     fig, ax = plt.subplots(figsize=(6.4, 4.0), dpi=120)
-    for name, s in report.systems.items():
-        ax.plot(KS, [100 * h for h in s.hits], marker="o", label=f"{name} (MRR@10 "
-                f"{100 * s.mrr10:.1f})")
-    ax.set_xlabel("k (distinct articles retrieved)")
-    ax.set_ylabel("hit@k (% of questions with a gold article in the top k)")
-    ax.set_xticks(KS)
-    ax.set_ylim(0, 100)
+    draw(ax)
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
-    ax.set_title(f"Article-level hit@k, {report.counts.get('questions', 0)} questions, "
-                 f"{report.counts.get('articles', 0)} articles", fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
     return True
+
+
+def write_chart(report: EvalReport, path: Path) -> bool:
+    """hit@k curves (k = 1..10) per system as a PNG; False when matplotlib is missing."""
+
+    def draw(ax: Any) -> None:
+        for name, s in report.systems.items():
+            ax.plot(KS, [100 * h for h in s.hits], marker="o", label=f"{name} (MRR@10 "
+                    f"{100 * s.mrr10:.1f})")
+        ax.set_xlabel("k (distinct articles retrieved)")
+        ax.set_ylabel("hit@k (% of questions with a gold article in the top k)")
+        ax.set_xticks(KS)
+        ax.set_ylim(0, 100)
+        ax.legend(loc="lower right")
+        ax.set_title(f"Article-level hit@k, {report.counts.get('questions', 0)} questions, "
+                     f"{report.counts.get('articles', 0)} articles", fontsize=10)
+
+    return _plot(path, draw)
+
+
+def write_coverage_chart(calibration: Calibration, path: Path) -> bool:
+    """The risk-coverage curve (support among answered vs. the share answered, sweeping the
+    confidence threshold) as a PNG; False when matplotlib is missing."""
+    points = calibration.curve()
+
+    def draw(ax: Any) -> None:
+        ax.plot([100 * p.coverage for p in points], [100 * p.accuracy for p in points],
+                marker=".", label=f"answerable questions ({len(calibration.answerable)})")
+        if calibration.threshold is not None:
+            at = coverage_at(calibration.threshold, *zip(*calibration.answerable, strict=True))
+            ax.plot([100 * at.coverage], [100 * at.accuracy], marker="o", linestyle="",
+                    label=f"product threshold {calibration.threshold:.2f}")
+        ax.set_xlabel("answered (% of answerable questions, confidence >= threshold)")
+        ax.set_ylabel("support among the answered (%)")
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+        ax.legend(loc="upper right")
+        ax.set_title(f"Risk-coverage (ECE {calibration.ece():.3f}, {CALIBRATION_BINS} bins)",
+                     fontsize=10)
+
+    return _plot(path, draw)
 
 
 def _command_line(command: str) -> str:
@@ -465,7 +792,8 @@ def _command_line(command: str) -> str:
 
 def write_report(report: EvalReport, directory: Path, *, command: str = "",
                  details: bool = False, notes: Sequence[str] = ()) -> Path:
-    """Write eval.md, eval.json and the hit@k chart (eval-hitk.png) into `directory`.
+    """Write eval.md, eval.json, the hit@k chart (eval-hitk.png) and, when answers carried a
+    confidence, the risk-coverage chart (eval-coverage.png) into `directory`.
 
     Question texts, answers and replies are left out of eval.json unless `details` (so that a
     report can be committed without copying the evaluation data).
@@ -474,15 +802,20 @@ def write_report(report: EvalReport, directory: Path, *, command: str = "",
     directory.mkdir(parents=True, exist_ok=True)
     chart = directory / "eval-hitk.png"
     has_chart = write_chart(report, chart)
+    coverage = directory / "eval-coverage.png"
+    calibration = report.calibration
+    has_coverage = bool(calibration and calibration.answerable) and write_coverage_chart(
+        calibration, coverage)
     data = report.to_dict()
     if not details:
         for row in data["questions"]:
-            for key in ("query", "answer", "reply"):
+            for key in EVAL_TEXT_KEYS:
                 row.pop(key, None)
     (directory / "eval.json").write_text(
         json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     path = directory / "eval.md"
     path.write_text(report_markdown(report, chart.name if has_chart else None,
-                                    command=_command_line(command), notes=notes),
+                                    command=_command_line(command), notes=notes,
+                                    coverage_name=coverage.name if has_coverage else None),
                     encoding="utf-8")
     return path

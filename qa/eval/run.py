@@ -1,5 +1,7 @@
 """The evaluation run: index the corpus through the product path, rank with every system,
-answer as `newsqa ask` would, and score retrieval, answer support and refusals.
+answer as `newsqa ask` would, and score retrieval, answer support, short answers (SQuAD
+EM/F1, support on their own span), refusals and, with the ablation, each answerer variant and
+the confidence curve.
 
 `run_eval` indexes the selected articles into their own cached store, answers every question
 with until=question_date and question_date (with `time_words=True`, time words such as "this
@@ -11,6 +13,7 @@ an `EvalReport`.
 from __future__ import annotations
 
 import json
+import math
 import statistics
 import time
 from collections.abc import Iterator, Sequence
@@ -26,6 +29,7 @@ from index.records import ArticleMeta, short_hash
 from index.settings import Settings
 from qa.api import NewsQA
 from qa.errors import EvalError
+from qa.eval.ablation import Asker, Variant
 from qa.eval.data import (
     DISTRACTORS_PER_QUESTION,
     CorpusDoc,
@@ -44,14 +48,22 @@ from qa.eval.metrics import (
     holders_of_answer,
     padded,
     percentile_ms,
+    squad_em,
+    squad_f1,
 )
 from qa.eval.peers import RandomRanker, RankingSystem, RetrieverRanker, StageProgress, TextbookRAG
 from qa.eval.report import (
     EVAL_VERSION,
+    REFUSAL_CHECK,
+    AblationRow,
+    Calibration,
     EvalReport,
     QuestionResult,
     RefusalScores,
+    ShortAnswerScores,
     SystemScores,
+    hand_check_summary,
+    load_hand_check,
     write_report,
 )
 from qa.records import Answer
@@ -134,15 +146,30 @@ class DocMapping:
 
 @dataclass
 class _Tally:
-    """Running counts of the answering step."""
+    """What the answering step saw: latencies, each answer judged, each variant judged."""
 
     latencies: list[float] = field(default_factory=list)
-    supported: int = 0
-    contained: int = 0
-    false_refusals: int = 0
-    refused: int = 0
-    unanswerable: int = 0
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    variants: list[dict[str, Any]] = field(default_factory=list)
     excluded_sizes: list[int] = field(default_factory=list)
+    readers: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class AnswerScores:
+    """The answering step's figures: support and latency (SystemScores' answer fields), the
+    refusals (None without unanswerable variants) and the short answers."""
+
+    figures: dict[str, Any]
+    refusal: RefusalScores | None
+    short: ShortAnswerScores
+    answerable: tuple[tuple[float, bool], ...] = ()
+    unanswerable: tuple[tuple[float, bool], ...] = ()
+
+    def calibration(self, source: str, threshold: float | None) -> Calibration:
+        """These answers' confidence levels against support (see report.Calibration)."""
+        return Calibration(source=source, answerable=self.answerable,
+                           unanswerable=self.unanswerable, threshold=threshold)
 
 
 class EvalRun:
@@ -164,6 +191,7 @@ class EvalRun:
         self.embedder: Embedder | None = None
         self.qa: NewsQA | None = None
         self.mapping: DocMapping | None = None
+        self.readers: set[str] = set()
 
     @contextmanager
     def timed(self, name: str) -> Iterator[None]:
@@ -262,52 +290,69 @@ class EvalRun:
                     self._report("ranking", step, total)
         return ranks, latencies
 
-    def answer_all(self, *, refusal: bool) -> tuple[dict[str, Any], RefusalScores | None]:
+    def answer_all(self, *, refusal: bool, ask: Asker | None = None, record: bool = True,
+                   stage: str = "answering") -> AnswerScores:
         """Ask every question as `newsqa ask` would (until=question_date), then its
         unanswerable variant (gold articles and every article containing the answer left
-        out)."""
+        out). `ask` replaces NewsQA.ask (an ablation variant); `record=False` keeps the
+        per-question results of the report untouched; `stage` names the timing and progress."""
+        assert self.qa is not None
+        asker = ask or self.qa.ask
         bodies = {d.id: padded(d.body) for d in self.docs} if refusal else {}
+        rows = self.per_question if record else [{} for _ in self.questions]
         tally = _Tally()
         total, step = len(self.questions) * (2 if refusal else 1), 0
-        with self.timed("answering_s"):
-            for number, question in enumerate(self.questions):
-                self.ask_answerable(number, question, tally)
+        with self.timed(f"{stage}_s"):
+            for row, question in zip(rows, self.questions, strict=True):
+                self.ask_answerable(asker, row, question, tally)
                 step += 1
-                self._report("answering", step, total)
+                self._report(stage, step, total)
                 if refusal:
-                    self.ask_unanswerable(number, question, bodies, tally)
+                    self.ask_unanswerable(asker, row, question, bodies, tally)
                     step += 1
-                    self._report("answering", step, total)
+                    self._report(stage, step, total)
+        if record:
+            self.readers |= tally.readers
         return _answer_scores(tally, len(self.questions), refusal=refusal)
 
-    def ask_answerable(self, number: int, question: EvalQuestion, tally: _Tally) -> None:
+    def ask_answerable(self, ask: Asker, row: dict[str, Any], question: EvalQuestion,
+                       tally: _Tally) -> None:
         """Ask the question over every article; judge the answer's support."""
-        assert self.qa is not None and self.mapping is not None
+        assert self.mapping is not None
         begin = time.perf_counter()
-        answer = self.qa.ask(question.query, **self.dates(question))
+        answer = ask(question.query, **self.dates(question))
         tally.latencies.append(time.perf_counter() - begin)
-        judged = judge_answer(answer, question, self.mapping)
-        tally.supported += judged["supported"]
-        tally.contained += judged["contained"]
-        tally.false_refusals += not answer.found
-        self.per_question[number].update(judged, reply=answer.text[:300],
-                                         latency_ms=1000 * tally.latencies[-1])
+        judged = {**judge_answer(answer, question, self.mapping),
+                  **judge_short_answer(answer, question, self.mapping)}
+        tally.answers.append(judged)
+        tally.readers.add(answer.reader)
+        row.update(judged, reply=answer.text[:300], latency_ms=1000 * tally.latencies[-1])
 
-    def ask_unanswerable(self, number: int, question: EvalQuestion, bodies: dict[str, str],
-                         tally: _Tally) -> None:
+    def ask_unanswerable(self, ask: Asker, row: dict[str, Any], question: EvalQuestion,
+                         bodies: dict[str, str], tally: _Tally) -> None:
         """Ask again with the gold articles and every article holding the answer filtered
         out; a refusal is the right reply."""
-        assert self.qa is not None and self.mapping is not None
+        assert self.mapping is not None
         left_out = answer_articles(question, bodies, self.mapping)
         allowed = [a for a in sorted(self.mapping.to_doc) if a not in left_out]
         tally.excluded_sizes.append(len(left_out))
-        self.per_question[number]["excluded"] = len(left_out)
+        row["excluded"] = len(left_out)
         if not allowed:
             return
-        variant = self.qa.ask(question.query, article_ids=allowed, **self.dates(question))
-        tally.unanswerable += 1
-        tally.refused += not variant.found
-        self.per_question[number]["refused_unanswerable"] = not variant.found
+        variant = ask(question.query, article_ids=allowed, **self.dates(question))
+        judged = judge_answer(variant, question, self.mapping)
+        tally.variants.append({**judged, "confidence": variant.confidence})
+        row.update(refused_unanswerable=not variant.found,
+                   variant_confidence=variant.confidence,
+                   variant_first_citation=judged["first_citation"],
+                   variant_reply=variant.text[:300], variant_short_answer=variant.short_answer,
+                   variant_quotes=tuple(c.quote for c in variant.citations))
+
+    def answerer_identity(self) -> dict[str, str]:
+        """The answerer the product path used and its reader weights' sha256 ("" for none)."""
+        assert self.qa is not None
+        readers = sorted({r for r in self.readers if r})
+        return {"answerer": self.qa.pipeline.answerer.name, "reader": ", ".join(readers)}
 
     def dates(self, question: EvalQuestion) -> dict[str, Any]:
         """The date arguments of ask for `question`: until and question_date are its
@@ -334,30 +379,106 @@ def answer_articles(question: EvalQuestion, padded_bodies: dict[str, str],
 def judge_answer(answer: Answer, question: EvalQuestion, mapping: DocMapping
                  ) -> dict[str, Any]:
     """found, supported (a quote holds the answer and the first citation is gold), contained
-    (the answer anywhere in the reply or its quotes) and the first cited doc."""
+    (the answer anywhere in the reply or its quotes), the first cited doc, and
+    span_supported (supported with the refusal left out: what confidence is judged on)."""
     first = mapping.cited_doc(answer.citations[0].article.id) if answer.citations else ""
     quotes = [c.quote for c in answer.citations]
     in_quotes = any(contains_answer(question.answer, q) for q in quotes)
-    supported = bool(answer.found and first in mapping.gold(question) and in_quotes)
+    span_supported = bool(first in mapping.gold(question) and in_quotes)
     contained = bool(answer.found and (contains_answer(question.answer, answer.text)
                                        or in_quotes))
-    return {"found": answer.found, "supported": supported, "contained": contained,
-            "first_citation": first}
+    return {"found": answer.found, "supported": bool(answer.found and span_supported),
+            "contained": contained, "first_citation": first, "span_supported": span_supported}
 
 
-def _answer_scores(tally: _Tally, questions: int, *, refusal: bool
-                   ) -> tuple[dict[str, Any], RefusalScores | None]:
+def judge_short_answer(answer: Answer, question: EvalQuestion, mapping: DocMapping
+                       ) -> dict[str, Any]:
+    """The short answer scored: SQuAD EM/F1 (0 for a refusal or no short answer), the first
+    quote's F1 for context, and short_supported (the short answer holds the normalised gold
+    answer and the citation carrying it is from a gold article); plus the confidence."""
+    carrier = next((c for c in answer.citations if c.answer), None) if answer.found else None
+    short = carrier.answer if carrier else ""
+    first_quote = answer.citations[0].quote if answer.found and answer.citations else ""
+    supported = bool(carrier and contains_answer(question.answer, short)
+                     and mapping.cited_doc(carrier.article.id) in mapping.gold(question))
+    return {"short_answer": short,
+            "short_em": squad_em(short, question.answer) if short else 0.0,
+            "short_f1": squad_f1(short, question.answer) if short else 0.0,
+            "first_quote_f1": squad_f1(first_quote, question.answer) if first_quote else 0.0,
+            "short_supported": supported, "confidence": answer.confidence}
+
+
+def _answer_scores(tally: _Tally, questions: int, *, refusal: bool) -> AnswerScores:
     n = questions or 1
-    extra = {"answer_support": tally.supported / n, "answer_contained": tally.contained / n,
-             "answer_p50_ms": percentile_ms(tally.latencies, 50),
-             "answer_p95_ms": percentile_ms(tally.latencies, 95)}
-    if not refusal:
-        return extra, None
-    return extra, RefusalScores(
-        unanswerable=tally.unanswerable, refused=tally.refused, answerable=questions,
-        false_refusals=tally.false_refusals,
+    answers = tally.answers
+    figures = {"answer_support": sum(a["supported"] for a in answers) / n,
+               "answer_contained": sum(a["contained"] for a in answers) / n,
+               "answer_p50_ms": percentile_ms(tally.latencies, 50),
+               "answer_p95_ms": percentile_ms(tally.latencies, 95)}
+    refusals = RefusalScores(
+        unanswerable=len(tally.variants), refused=sum(not v["found"] for v in tally.variants),
+        answerable=questions, false_refusals=sum(not a["found"] for a in answers),
         excluded_articles_mean=statistics.fmean(tally.excluded_sizes)
-        if tally.excluded_sizes else 0.0)
+        if tally.excluded_sizes else 0.0) if refusal else None
+    return AnswerScores(figures=figures, refusal=refusals, short=_short_scores(tally, n),
+                        answerable=_levels(answers), unanswerable=_levels(tally.variants))
+
+
+def _short_scores(tally: _Tally, n: int) -> ShortAnswerScores:
+    """Short-answer EM/F1 and support over all questions (0 for a refusal)."""
+    answers = tally.answers
+
+    def mean(key: str) -> float:
+        return sum(float(a[key]) for a in answers) / n
+
+    return ShortAnswerScores(
+        questions=len(answers), exact_match=mean("short_em"), f1=mean("short_f1"),
+        first_quote_f1=mean("first_quote_f1"), support=mean("short_supported"),
+        with_short_answer=sum(bool(a["short_answer"]) for a in answers) / n)
+
+
+def _levels(judged: Sequence[dict[str, Any]]) -> tuple[tuple[float, bool], ...]:
+    """(confidence level, span_supported) per answer: its confidence, +inf when found without
+    one, -inf when refused (see report.Calibration)."""
+    def level(j: dict[str, Any]) -> float:
+        if not j["found"]:
+            return -math.inf
+        return math.inf if j.get("confidence") is None else float(j["confidence"])
+
+    return tuple((level(j), bool(j["span_supported"])) for j in judged)
+
+
+def run_ablation(run: EvalRun, variants: Sequence[Variant], product: AnswerScores
+                 ) -> tuple[tuple[AblationRow, ...], Calibration | None]:
+    """Each variant through the same answering loop (the product's row from `product`, the
+    answers already measured); the report's per-question results stay the product's. The
+    calibrating variant's answers give the confidence curve."""
+    assert run.qa is not None
+    threshold = run.qa.reader.threshold if run.qa.reader is not None else None
+    rows, calibration = [], None
+    for variant in variants:
+        ask = variant.build(run.qa)
+        scores = product if ask is None else run.answer_all(
+            refusal=True, ask=ask, record=False, stage=f"ablation {variant.name}")
+        rows.append(_ablation_row(variant, scores))
+        if variant.calibrates:
+            calibration = scores.calibration(f"the '{variant.name}' variant", threshold)
+    return tuple(rows), calibration
+
+
+def _ablation_row(variant: Variant, scores: AnswerScores) -> AblationRow:
+    refusal = scores.refusal
+    return AblationRow(name=variant.name, description=variant.description,
+                       answer_support=scores.figures["answer_support"],
+                       short_answer_f1=scores.short.f1,
+                       refusal_rate=refusal.refusal_rate if refusal else math.nan,
+                       false_refusal_rate=refusal.false_refusal_rate if refusal else math.nan,
+                       answer_p50_ms=scores.figures["answer_p50_ms"])
+
+
+def _hand_check(path: Path | None, results: Sequence[QuestionResult]) -> dict[str, Any]:
+    """The hand check's summary for this run's answered variants ({} without a file)."""
+    return hand_check_summary(load_hand_check(path), results) if path else {}
 
 
 def _check_systems(systems: Sequence[str | RankingSystem]) -> list[str]:
@@ -387,7 +508,8 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
              limit: int | None = None, seed: int = 0,
              systems: Sequence[str | RankingSystem] = DEFAULT_SYSTEMS, refusal: bool = True,
              progress: StageProgress | None = None, report_dir: Path | None = None,
-             distractors: int = DISTRACTORS_PER_QUESTION, time_words: bool = False
+             distractors: int = DISTRACTORS_PER_QUESTION, time_words: bool = False,
+             ablation: Sequence[Variant] = (), hand_check: Path | None = REFUSAL_CHECK
              ) -> EvalReport:
     """Evaluate newsqa and its peers on a QA set; see the module docstring.
 
@@ -396,6 +518,8 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     `report_dir` when given. `time_words=True` lets the questions' time words narrow the
     dates (off by default: the training weeks' distant-supervision evidence is often older
     than the question's week, so the quality floor would measure the data, not the answers).
+    `ablation` answers the questions again with each variant (qa.eval.ablation); the
+    `hand_check` file's verdicts on answered unanswerable variants are summarised.
     """
     wall = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
@@ -410,22 +534,28 @@ def run_eval(corpus: Path, queries: Path, settings: Settings, *, sample: int | N
     runners = {name: run.runner(item, seed) for name, item in zip(names, systems, strict=True)}
     run.warm_up(runners)
     ranks, latencies = run.rank_all(runners)
-    answers, refusal_scores = run.answer_all(refusal=refusal) if "newsqa" in runners \
-        else ({}, None)
+    answered = run.answer_all(refusal=refusal) if "newsqa" in runners else None
+    figures = answered.figures if answered else {}
     scores = {name: SystemScores.from_ranks(name, ranks[name], latencies[name],
-                                            **(answers if name == "newsqa" else {}))
+                                            **(figures if name == "newsqa" else {}))
               for name in runners}
+    rows, calibration = run_ablation(run, ablation, answered) if answered and ablation \
+        else ((), None)
+    results = run.results()
     run.timings["total_s"] = time.perf_counter() - wall
     report = EvalReport(
         corpus=str(corpus), queries=str(queries),
         selection={"sample": sample, "limit": limit, "seed": seed,
                    "distractors_per_question": distractors if sample else None,
                    "depth": DEPTH, "date_rule": "until=question_date for every system",
-                   "systems": names, "refusal": refusal, "time_words": time_words},
+                   "systems": names, "refusal": refusal, "time_words": time_words,
+                   **run.answerer_identity()},
         counts=_counts(run, len(all_questions), len(all_docs)), systems=scores,
-        refusal=refusal_scores, timings=run.timings, cache=run.cache,
+        refusal=answered.refusal if answered else None, timings=run.timings, cache=run.cache,
         settings=run.store_settings.to_dict(), environment=environment(settings),
-        started_at=started_at, questions=run.results())
+        started_at=started_at, questions=results,
+        short_answers=answered.short if answered else None, calibration=calibration,
+        ablation=rows, hand_check=_hand_check(hand_check, results))
     if report_dir is not None:
         write_report(report, report_dir)
     return report

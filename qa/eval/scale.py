@@ -13,14 +13,15 @@ import random
 import shutil
 import statistics
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from index.embedding import Embedder
 from index.errors import NewsQAError
-from index.records import Article, Chunk
+from index.records import Article, Chunk, short_hash
 from index.settings import Settings, apply_offline_env
 from index.store import Store, build_where
 from qa.eval.machine import dir_bytes, in_child, memory
@@ -267,3 +268,85 @@ def capacity(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "filtered_p95_ms_per_1k_chunks": slope * 1000.0,
             "chunks_filtered_p95_under_1s": by_latency,
             "comfortable_chunks": min(by_memory, by_latency) if by_latency else by_memory}
+
+
+# --- a synthetic newsroom index, built through the indexer (for add-1 and 100k retrieval) ---
+
+SYNTHETIC_SOURCES = ("Wire A", "Wire B", "Daily C", "Weekly D", "Radio E")
+#: Material chunk texts per synthetic article (the chunker then cuts its own chunks).
+PIECES_PER_ARTICLE = 8
+
+
+class MaterialEmbedder(Embedder):
+    """The real tokenizer (chunking as the product does) with vectors drawn from real chunk
+    embeddings instead of running the model: each text gets a material vector chosen by its
+    hash, slightly perturbed. For building large indexes to measure the store and the
+    indexer's own costs; never for quality."""
+
+    def __init__(self, model: str, vectors: np.ndarray) -> None:
+        super().__init__(model)
+        self.vectors = np.asarray(vectors, dtype=np.float32)
+
+    @property
+    def dimension(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def embed_documents(self, texts: Sequence[str], *,
+                        progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        rows = [int(short_hash(text, 8), 16) for text in texts]
+        rng = np.random.default_rng(rows[0] if rows else 0)
+        base = self.vectors[[row % len(self.vectors) for row in rows]]
+        noisy = base + rng.normal(0.0, 0.05, size=base.shape).astype(np.float32)
+        noisy /= np.linalg.norm(noisy, axis=1, keepdims=True)
+        if progress:
+            progress(len(texts), len(texts))
+        return noisy.astype(np.float32)
+
+
+def synthetic_records(texts: Sequence[str], articles: int, seed: int
+                      ) -> Iterator[dict[str, str]]:
+    """JSON records of `articles` synthetic articles made of perturbed material texts, dated
+    across 2022 and spread over SYNTHETIC_SOURCES (so date and source filters bite)."""
+    rng = random.Random(seed)
+    for number in range(articles):
+        pieces = [_perturbed(texts[rng.randrange(len(texts))], rng)
+                  for _ in range(PIECES_PER_ARTICLE)]
+        yield {"title": f"Synthetic report {seed}-{number}", "body": "\n\n".join(pieces),
+               "source": SYNTHETIC_SOURCES[number % len(SYNTHETIC_SOURCES)],
+               "published": f"2022-{1 + number % 12:02d}-{1 + number % 28:02d}",
+               "url": f"https://synthetic.invalid/{seed}/{number}"}
+
+
+def grow_index(settings: Settings, folder: Path, embedder: MaterialEmbedder,
+               texts: Sequence[str], target_chunks: int, step: int) -> dict[str, Any]:
+    """Index synthetic articles with `update` (rules quotes, material vectors) until the
+    index holds about `target_chunks` chunks; returns the run's report figures. The
+    articles of each step are one JSON Lines file in `folder`."""
+    from index.build import stats, update
+    from index.quotes import rules_extractor
+
+    have = stats(settings)["chunks"] if settings.data_dir.exists() else 0
+    per_article = _chunks_per_article(settings, embedder, texts)
+    articles = max(1, round((target_chunks - have) / per_article))
+    path = folder / f"synthetic-{step}.jsonl"
+    folder.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for record in synthetic_records(texts, articles, seed=step):
+            handle.write(json.dumps(record) + "\n")
+    started = time.perf_counter()
+    report = update([path], settings, embedder=embedder, quotes=rules_extractor(),
+                    prune=False)
+    return {"target_chunks": target_chunks, "articles_added": articles,
+            "chunks": report.chunks, "articles": report.articles,
+            "seconds": time.perf_counter() - started}
+
+
+def _chunks_per_article(settings: Settings, embedder: Embedder, texts: Sequence[str]) -> float:
+    """Chunks the chunker cuts from a synthetic article, on average over a small sample."""
+    from index.chunking import chunk_article
+    from index.sources import record_article
+
+    sample = list(synthetic_records(texts, 20, seed=999))
+    counts = [len(chunk_article(record_article(r, "sample.jsonl", str(n)), embedder, settings))
+              for n, r in enumerate(sample)]
+    return max(1.0, statistics.fmean(counts))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -229,3 +230,104 @@ def test_eval_quotes_command_writes_the_report(tmp_path: Path) -> None:
     assert report["articles"] == 1 and "rules" in report["results"]
     text = out.read_text(encoding="utf-8")
     assert "newsqa eval-quotes --data" in text and "Citron" in text and "| target" in text
+
+
+# ---------------------------------------------------------------- stage 2: resolution rules
+
+
+def _resolved(body: str, source: str, content: str, *, author: str = "",
+              nth: int = 0) -> str:
+    """The name stage 2 resolves for one hand-made attribution: `source` (its `nth`
+    occurrence) as the mention of `content`."""
+    start = [m.start() for m in re.finditer(rf"(?<!\w){re.escape(source)}(?!\w)", body)][nth]
+    at = body.index(content)
+    att = Attribution(content=((at, at + len(content)),), source=((start, start + len(source)),))
+    (quote,) = to_quotes(Article(title="t", body=body, author=author), [att])
+    assert quote.speaker == source
+    return quote.speaker_name
+
+
+def test_relative_pronoun_goes_through_an_appositive_and_a_contraction() -> None:
+    body = ("Senator Paul Vance, the harbour committee chair, who opposed the plan, said the "
+            "dredging was too costly. Nora Quist, who’d backed the plan for years, said the "
+            "vote came too late.")
+    assert _resolved(body, "who", "the dredging was too costly") == "Paul Vance"
+    assert _resolved(body, "who’d", "the vote came too late") == "Nora Quist"
+
+
+def test_relative_pronoun_after_a_group_names_no_one() -> None:
+    body = ("Ana Ruiz runs the ferry line. There are many Americans who say the fares are "
+            "too high.")
+    assert _resolved(body, "who", "the fares are too high") == ""
+
+
+def test_pronoun_takes_the_spokesman_not_his_employer() -> None:
+    body = ("Lena Brook met the council on Monday. Brook spokesman Tomas Ek would not say when "
+            "the vote would be held. \"We have nothing to announce,\" he said.")
+    assert _resolved(body, "he", "We have nothing to announce") == "Tomas Ek"
+
+
+def test_pronoun_gender_from_a_title_outweighs_nearby_pronouns() -> None:
+    body = ("Mrs. Ana Ruiz spoke at the harbour. Asked about the mayor, Mr. Paul Vance, and "
+            "his plan, she said the terminal would open in May. She said it would pay for "
+            "itself.")
+    assert _resolved(body, "She", "it would pay for itself") == "Ana Ruiz"
+
+
+def test_an_unnamed_aide_keeps_his_pronoun_from_the_last_named_person() -> None:
+    body = ("Paul Vance spoke first. A campaign aide said he had tried to book the hall. "
+            "He said the hall was full.")
+    start = body.index("A campaign aide")
+    aide = Attribution(content=((body.index("he had"), body.index(" had tried") + 30),),
+                       source=((start, start + len("A campaign aide")),))
+    he = body.index("He said")
+    pronoun = Attribution(content=((body.index("the hall was"), len(body) - 1),),
+                          source=((he, he + 2),))
+    quotes = to_quotes(Article(title="t", body=body), [aide, pronoun])
+    assert [q.speaker_name for q in quotes] == ["", ""], "the aide is not Paul Vance"
+
+
+def test_definite_descriptions_resolve_to_the_person_in_focus() -> None:
+    body = ("Gov. Helena Varga opened the terminal on Tuesday. Peter Dahl, a real estate "
+            "tycoon who owns the pier, was there too. The tycoon said the pier would be "
+            "rebuilt. Later the governor said the ferries would run all winter.")
+    assert _resolved(body, "The tycoon", "the pier would be rebuilt") == "Peter Dahl"
+    assert _resolved(body, "the governor", "the ferries would run all winter") == \
+        "Helena Varga", "the title holder, not the nearer tycoon"
+
+
+def test_descriptions_of_organisations_and_groups() -> None:
+    body = ("The Varga campaign bought airtime in May. Voters said the ads were too long. "
+            "Later the campaign said it would buy more. China’s foreign ministry issued a "
+            "note, and the ministry said the talks would go on.")
+    assert _resolved(body, "The Varga campaign", "bought airtime") == "Varga campaign"
+    assert _resolved(body, "the campaign", "it would buy more") == "Varga campaign"
+    assert _resolved(body, "Voters", "the ads were too long") == ""
+    assert _resolved(body, "the ministry", "the talks would go on") == \
+        "China’s foreign ministry"
+
+
+def test_first_person_outside_quotes_is_the_author_inside_is_the_speaker() -> None:
+    body = ("Paul Vance spoke at the harbour. \"I think the plan works,\" Vance said. I "
+            "believe the plan will fail.")
+    assert _resolved(body, "I", "the plan will fail", author="Nora Quist", nth=1) == \
+        "Nora Quist"
+    assert _resolved(body, "I", "the plan will fail", author="Lindo News", nth=1) == "", \
+        "a byline that is an outlet names no writer"
+
+
+def test_mentions_are_cleaned_and_completed_before_resolution() -> None:
+    body = ("John F. Kelly visited the port. Kelly's staff said little. John F said the port "
+            "was ready. Sen. Ana Ruiz, chair of the harbour board, said the port would grow.")
+    assert _resolved(body, "John F", "the port was ready") == "John F. Kelly"
+    assert _resolved(body, "Kelly's", "said little") == "John F. Kelly"
+    assert _resolved(body, "Sen. Ana Ruiz, chair of the harbour board,",
+                     "the port would grow") == "Ana Ruiz"
+
+
+def test_a_headline_quote_in_single_marks_is_direct() -> None:
+    body = "Varga: ‘The Ferry Will Run All Winter.’ The mayor spoke on Tuesday."
+    end = body.index(" The mayor")
+    att = Attribution(content=((7, end),), source=((0, 5),))
+    (quote,) = to_quotes(Article(title="t", body=body), [att])
+    assert quote.kind == "direct"

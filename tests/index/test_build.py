@@ -151,6 +151,40 @@ def test_change_delete_and_duplicate(corpus: Path, settings: Settings,
     assert keyword is not None and len(keyword) == report.chunks
 
 
+def test_small_update_after_a_completed_run_lists_nothing(corpus: Path, settings: Settings,
+                                                          embedder: Embedder) -> None:
+    """After a completed run, adding one article and deleting another touches only those:
+    the store's and the manifest's full listings are never read, and the keyword index
+    ends exactly as a full sync of the store would leave it."""
+    update([corpus], settings, embedder=embedder)
+    write(corpus / "zeppelin.txt", "Zeppelin lands\n\nA zeppelin landed at the harbour on "
+                                   "Sunday, the first in forty years.\n")
+    (corpus / "notes.md").unlink()
+
+    def unlisted(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a small update must not list the whole index")
+
+    with pytest.MonkeyPatch.context() as patch:
+        for owner, name in ((Store, "article_ids"), (Store, "list_articles"),
+                            (Store, "iter_chunks"), (Store, "sweep_orphan_chunks"),
+                            (Manifest, "referenced_ids"), (KeywordIndex, "sync")):
+            patch.setattr(owner, name, unlisted)
+        report = update([corpus], settings, embedder=embedder)
+    assert (report.indexed, report.removed, report.articles_deleted) == (1, 1, 1)
+    assert report.articles == 9
+    store = Store(settings, model_name=settings.embedding_model)
+    assert len(store.article_ids()) == 9
+    keyword = KeywordIndex.load(settings.keyword_dir)
+    assert keyword is not None and len(keyword) == report.chunks
+    [(chunk_id, _)] = keyword.search("zeppelin", k=1)
+    assert store.get_chunks([chunk_id])[0].article.title == "Zeppelin lands"
+    assert keyword.search("storm winds", k=5) == []  # the deleted article's chunks are gone
+    fresh = KeywordIndex(settings.data_dir / "reference-keyword")
+    fresh.sync(store)
+    assert sorted(fresh.chunk_ids) == sorted(keyword.chunk_ids)
+    assert fresh.articles() == keyword.articles()
+
+
 def test_prune_modes(corpus: Path, tmp_path: Path, settings: Settings,
                      embedder: Embedder) -> None:
     other = write(tmp_path / "elsewhere" / "extra.txt", "Extra story\n\nA separate report.")

@@ -277,15 +277,31 @@ def test_sync_fetches_only_what_changed(tmp_path: Path) -> None:
     store.chunks, store.stamp = CHUNKS[2:], "s2"  # a1 pruned, a3 added
     assert index.catch_up(store) is True and store.fetched == ["a3"]
     assert sorted(index.chunk_ids) == sorted(c.id for c in CHUNKS[2:])
-    assert store.listed == 0  # ids compared; the chunk totals agreed
+    assert store.listed == 3  # one read of the article records per sync, nothing more
     rechunked = [chunk("a2", 0, "Dock workers ended"), chunk("a2", 1, "their strike at last.")]
     store.chunks, store.stamp, store.fetched = [*rechunked, CHUNKS[3]], "s3", []
     store.titles = {**TITLES, "a2": "Dock deal"}
     assert index.catch_up(store) is True and store.fetched == ["a2"]  # re-chunked under its id
-    assert store.listed == 1
+    assert store.listed == 4
     assert sorted(index.chunk_ids) == sorted(c.id for c in store.chunks)
     assert index.search("dock deal", k=1)[0][0] in {c.id for c in rechunked}
     assert index.catch_up(store) is False and index.synced == "s3"
+
+
+def test_a_retitled_article_with_the_same_chunks_is_caught_up(tmp_path: Path) -> None:
+    """Deleted and stored again under the same id (same body, so the same chunk ids and
+    counts) with another title between two syncs: the new title's words are found."""
+    store = FakeStore(list(CHUNKS), TITLES, "s1")
+    index = open_index(tmp_path / "k")
+    index.sync(store)
+    assert index.search("zeppelin", k=3) == []
+    store.titles, store.stamp, store.fetched = {**TITLES, "a2": "Zeppelin lands"}, "s2", []
+    assert index.catch_up(store) is True and store.fetched == ["a2"]
+    assert {cid for cid, _ in index.search("zeppelin", k=3)} == {
+        c.id for c in CHUNKS if c.article_id == "a2"}
+    reference = build(tmp_path / "ref", CHUNKS, store.titles)
+    for query in (*QUERIES, "Italy", "zeppelin"):
+        assert index.search(query, k=5) == reference.search(query, k=5)
 
 
 def test_many_new_articles_are_read_in_one_pass_with_their_titles(

@@ -23,11 +23,14 @@ from index.quote_tagger import (
     QuoteTagger,
     TaggedSpan,
     TaggerWeightsError,
+    after_colon,
     article_states,
     decode_tags,
     file_sha256,
     link,
+    nearest,
     owner_window,
+    snap_to_words,
     token_features,
     windows,
     word_pieces,
@@ -169,3 +172,60 @@ def test_tiny_training_run_through_the_cli_writes_weights_and_sha256(tmp_path: P
     tags = tagger.tag_ids("Smith said so.", [(0, 5), (6, 10), (11, 13), (13, 14)],
                           np.zeros((4, 384), dtype=np.float32))
     assert len(tags) == 4
+
+
+def test_content_spans_snap_to_whole_words() -> None:
+    text = "He called the county a bellwether of elections."
+    piece = (text.index("bell"), text.index("bell") + 4)
+    assert text[slice(*snap_to_words(text, piece))] == "bellwether"
+    assert snap_to_words(text, (0, 2)) == (0, 2), "a whole word stays as it is"
+
+
+def test_a_stray_phrase_beside_a_quotation_does_not_hide_that_it_is_direct() -> None:
+    text = "Well, the mayor said: “The ferry runs again in May, and it will be cheaper.”"
+    quote = text.index("“")
+    spans = [TaggedSpan("CONTENT", 0, 4), TaggedSpan("SOURCE", 6, 15),
+             TaggedSpan("CUE", 16, 20), TaggedSpan("CONTENT", quote, len(text))]
+    (found,) = link(text, spans)
+    assert found.content == ((quote, len(text)),), "the one-word stray 'Well' is dropped"
+    longer = "Well, as everyone on the pier knows by now, the mayor said: “It runs in May.”"
+    quote = longer.index("“")
+    spans = [TaggedSpan("CONTENT", 6, 42), TaggedSpan("SOURCE", 44, 53),
+             TaggedSpan("CUE", 54, 58), TaggedSpan("CONTENT", quote, len(longer))]
+    found = link(longer, spans)
+    assert [a.content for a in found] == [((6, 42),), ((quote, len(longer)),)], \
+        "an unquoted content of five words or more is its own attribution"
+
+
+def test_a_cue_in_the_contents_sentence_wins_over_a_nearer_one_across_a_full_stop() -> None:
+    text = ("Ruiz said no. The plan, which the council approved after a long night, was said "
+            "to fail.")
+    content = (text.index("The plan"), text.index(", which"))
+    said = (text.index("said"), text.index("said") + 4)
+    later = (text.index("said to"), text.index("said to") + 4)
+    assert nearest(text, content, [said, later]) == later
+    assert nearest(text, content, [said]) == said, "else the nearest within reach"
+
+
+def test_words_leading_into_a_quotation_with_a_colon_are_trimmed_off() -> None:
+    text = "She told the crowd in Reno: “This one is for you.” Later she left."
+    content = (0, text.index(" Later"))
+    assert text[slice(*after_colon(text, content))] == "“This one is for you.”"
+    indirect = "He called the plan “a crucial step forward.”"
+    assert after_colon(indirect, (3, len(indirect))) == (3, len(indirect)), \
+        "without a colon the words are part of an indirect content"
+
+
+def test_a_quotation_without_a_cue_of_its_own_continues_the_previous_speaker() -> None:
+    text = ("“The pier is safe,” Ruiz said.\n\n“We checked it twice.” Dahl said later that the "
+            "vote would wait.")
+    second = (text.index("“We"), text.index(" Dahl"))
+    dahl, cue = text.index("Dahl"), text.index("said later")
+    spans = [TaggedSpan("CONTENT", 0, 19), TaggedSpan("SOURCE", 20, 24),
+             TaggedSpan("CUE", 25, 29), TaggedSpan("CONTENT", *second),
+             TaggedSpan("SOURCE", dahl, dahl + 4), TaggedSpan("CUE", cue, cue + 4),
+             TaggedSpan("CONTENT", text.index("that the"), len(text) - 1)]
+    found = {a.content[0]: a for a in link(text, spans)}
+    assert _text_of(text, found[second].source) == "Ruiz", \
+        "not Dahl, whose cue starts a sentence of its own"
+    assert _text_of(text, found[(text.index("that the"), len(text) - 1)].source) == "Dahl"

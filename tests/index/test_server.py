@@ -203,3 +203,46 @@ def test_a_second_data_folder_follows_another_machines_indexing(
     assert all(p.article.title != "Harbour walkout ends"
                for p in dense_only.retrieve(query, k=3))
     assert not unloaded.is_loaded
+
+
+def test_a_second_data_folder_catches_up_a_retitled_article(
+        chroma_url: str, tmp_path: Path) -> None:
+    """A's article is pruned and then indexed again from another file with the same body
+    (same article id, same chunk ids and count) but another title, source and date, both
+    while B does not look: B's next keyword search finds the new title's words, and B's
+    filters see the new source and date."""
+    from qa.retriever import Filters, RetrievalConfig, Retriever
+
+    collection = "retitletest"
+    news = tmp_path / "news"
+    news.mkdir()
+    body = ("Quintavalle dockers led by Stremnikova ended the harbour walkout on Friday "
+            "after a pay deal.")
+    (news / "walkout.json").write_text(json.dumps({
+        "title": "Harbour walkout ends", "body": body, "source": "Old Wire",
+        "published": "2024-03-01"}), encoding="utf-8")
+    assert index_elsewhere(chroma_url, tmp_path / "machine-a", collection, news)["articles"] == 1
+    settings_b = Settings(data_dir=tmp_path / "machine-b", chroma_url=chroma_url,
+                          collection=collection)
+    unloaded = Embedder()
+    reader = Retriever(settings_b, embedder=unloaded,
+                       store=Store(settings_b, model_name=settings_b.embedding_model),
+                       config=RetrievalConfig(mode="keyword"))
+    assert reader.retrieve("Quintavalle walkout", k=1)[0].article.source == "Old Wire"
+    assert reader.retrieve("zeppelin", k=1) == []
+
+    (news / "walkout.json").unlink()
+    assert index_elsewhere(chroma_url, tmp_path / "machine-a", collection,
+                           news)["articles_deleted"] == 1
+    (news / "zeppelin.json").write_text(json.dumps({
+        "title": "Zeppelin deal signed", "body": body, "source": "New Wire",
+        "published": "2024-04-02"}), encoding="utf-8")
+    assert index_elsewhere(chroma_url, tmp_path / "machine-a", collection, news)["indexed"] == 1
+
+    [found] = reader.retrieve("zeppelin", k=1)
+    assert (found.article.title, found.article.source) == ("Zeppelin deal signed", "New Wire")
+    assert reader.retrieve("zeppelin", k=1, filters=Filters.make(sources="New Wire"))
+    assert reader.retrieve("zeppelin", k=1, filters=Filters.make(sources="Old Wire")) == []
+    assert reader.retrieve("zeppelin", k=1, filters=Filters.make(since="2024-04-01"))
+    assert reader.retrieve("zeppelin", k=1, filters=Filters.make(until="2024-03-31")) == []
+    assert not unloaded.is_loaded

@@ -123,7 +123,7 @@ def test_a_speaker_without_quotes_falls_back_to_the_extractive_answer(qa: NewsQA
     assert (answer.text, answer.citations) == (before.text, before.citations)
     assert QuoteAnswerer(qa.quote_index, qa.extractive).choose(question) == []
     assert qa.pipeline.answerer_for(QuestionKind.SAID).name == "quotes"
-    assert qa.pipeline.answerer_for(QuestionKind.SHORT).name == "extractive"
+    assert qa.pipeline.answerer_for(QuestionKind.SHORT).name == "reader"
 
 
 # --- the merge rule, on quotes under exact control ------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import shutil
@@ -15,17 +16,23 @@ import pytest
 from index.settings import OFFLINE_ENV
 from qa.errors import EvalError
 from qa.reader import (
+    FEATURES,
     METADATA_FILE,
     SHA_FILE,
     WEIGHTS_DIR,
     WEIGHTS_FILE,
+    Calibrator,
     Reader,
     ReaderConfig,
     ReaderWeightsError,
+    SpanReading,
     build_encoder,
+    decode_answer,
     file_sha256,
     pair_logits,
+    widen_to_words,
 )
+from qa.text import words
 
 ROOT = Path(__file__).resolve().parents[2]
 TRAIN_DIR = ROOT.parent / "shared" / "eval" / "realtimeqa-train"
@@ -116,5 +123,202 @@ def test_tiny_training_run_through_the_cli_produces_loadable_weights(tmp_path: P
     assert metadata["training_questions"] <= 2 and "lora" in metadata["held_out"]
     reader = Reader(out)
     assert reader.sha256 == metadata["weights_sha256"] == file_sha256(out / WEIGHTS_FILE)
-    assert reader.config.variant == "lora"
+    assert reader.config.variant == "lora" and reader.config.answer_head
     assert reader.score(QUESTION, SPANS).shape == (len(SPANS),)
+    readings = reader.read(QUESTION, SPANS)
+    assert all(r.answer_start is not None for r in readings)
+    assert 0.0 <= reader.confidence(QUESTION, SPANS, readings) <= 1.0
+    assert 0.0 <= reader.threshold <= 1.0
+    assert {"ece_leave_one_week_out", "unanswerable_refused"} <= set(
+        metadata["calibration_report"])
+
+
+# --- the short answer ----------------------------------------------------------------------
+
+
+def _word_aligned(span: str, start: int, end: int) -> bool:
+    """Every word of `span` lies wholly inside or wholly outside [start, end)."""
+    return all(w.end <= start or w.start >= end or (start <= w.start and w.end <= end)
+               for w in words(span))
+
+
+def test_packaged_reader_gives_word_aligned_short_answers_inside_the_span() -> None:
+    reader = Reader()
+    assert reader.config.answer_head
+    readings = reader.read(QUESTION, SPANS)
+    assert len(readings) == len(SPANS)
+    assert [r.score for r in readings] == pytest.approx(list(reader.score(QUESTION, SPANS)),
+                                                        abs=1e-4)
+    for span, reading in zip(SPANS, readings, strict=True):
+        assert reading.answer_start is not None and reading.answer_end is not None
+        assert 0 <= reading.answer_start < reading.answer_end <= len(span)
+        assert _word_aligned(span, reading.answer_start, reading.answer_end)
+        assert words(span[reading.answer_start:reading.answer_end])
+
+
+def test_decoding_picks_the_best_short_pair_and_widens_it_to_words() -> None:
+    span = "Trenta told the Corriere della Sera newspaper"
+    # word pieces: [CLS]-like 0, then "Tr" "enta" "told" "the" "Corr" "iere" "della" "Sera" ...
+    offsets = np.array([[0, 0], [0, 2], [2, 6], [7, 11], [12, 15], [16, 20], [20, 24],
+                        [25, 30], [31, 35], [36, 45]])
+    inside = np.array([False] + [True] * 9)
+    start = np.full(10, -5.0)
+    end = np.full(10, -5.0)
+    start[5], end[8] = 3.0, 2.0   # "Corr" .. "Sera"
+    start[0], end[0] = 50.0, 50.0  # outside the span: never chosen
+    found = decode_answer(start, end, inside, offsets, span)
+    assert found is not None and span[found[0]:found[1]] == "Corriere della Sera"
+    assert found[2] == pytest.approx(5.0)
+    start[6] = 4.0                # best start in the middle of a word -> widened
+    found = decode_answer(start, end, inside, offsets, span, max_pieces=3)
+    assert span[found[0]:found[1]] == "Corriere della Sera"
+    assert decode_answer(start, end, np.zeros(10, dtype=bool), offsets, span) is None
+
+
+def test_an_end_before_the_start_or_too_long_an_answer_is_not_decoded() -> None:
+    span = "one two three four"
+    offsets = np.array([[0, 3], [4, 7], [8, 13], [14, 18]])
+    inside = np.ones(4, dtype=bool)
+    start, end = np.array([0.0, 0.0, 0.0, 9.0]), np.array([9.0, 0.0, 0.0, 0.0])
+    found = decode_answer(start, end, inside, offsets, span)
+    assert found is not None and found[0] <= found[1]
+    assert span[found[0]:found[1]] != span           # not "one .. four" backwards
+    start, end = np.array([9.0, 0.0, 0.0, 0.0]), np.array([0.0, 0.0, 0.0, 9.0])
+    found = decode_answer(start, end, inside, offsets, span, max_pieces=2)
+    assert span[found[0]:found[1]] in {"one two", "three four", "one", "four"}
+
+
+def test_widening_never_cuts_a_word() -> None:
+    text = "The Buffalo Bills won."
+    assert widen_to_words(text, 6, 13) == (4, 17)
+    assert text[slice(*widen_to_words(text, 4, 17))] == "Buffalo Bills"
+
+
+def _strip_answer_head(tmp_path: Path) -> Path:
+    """A copy of the packaged weights without the answer head (like the weights before it)."""
+    import torch
+
+    from index.artifacts import record_weights
+
+    copy = tmp_path / "reader"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    state = torch.load(copy / WEIGHTS_FILE, weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("answer.")},
+               copy / WEIGHTS_FILE)
+    metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata["config"]["answer_head"] = False
+    record_weights(copy, WEIGHTS_FILE, SHA_FILE, METADATA_FILE, metadata)
+    return copy
+
+
+def test_weights_without_an_answer_head_still_load_and_give_no_short_answer(
+        tmp_path: Path) -> None:
+    reader = Reader(_strip_answer_head(tmp_path))
+    readings = reader.read(QUESTION, SPANS)
+    assert all(r.answer_start is None and r.answer_end is None for r in readings)
+    assert all(r.answer_score == 0.0 for r in readings)
+    assert [r.score for r in readings] == pytest.approx(list(Reader().score(QUESTION, SPANS)),
+                                                        abs=1e-4)
+
+
+# --- confidence ----------------------------------------------------------------------------
+
+
+def _readings(top: float) -> list[SpanReading]:
+    return [SpanReading(top, 0, 6, 4.0), SpanReading(-1.0, 0, 8, 1.0),
+            SpanReading(-2.0, None, None)]
+
+
+def test_packaged_confidence_is_a_probability_never_lowered_by_the_top_score() -> None:
+    reader = Reader()
+    confidences = [reader.confidence(QUESTION, SPANS, _readings(top))
+                   for top in (-1.0, 0.0, 1.0, 2.0, 4.0, 8.0)]
+    assert all(0.0 <= c <= 1.0 for c in confidences)
+    assert confidences == sorted(confidences)
+    weights = dict(zip(FEATURES, reader.calibrator.weights, strict=True))
+    assert min(weights["top_score"], weights["margin"], weights["top_probability"]) >= 0.0
+    assert any(w != 0.0 for w in weights.values())
+    metadata = json.loads((WEIGHTS_DIR / METADATA_FILE).read_text(encoding="utf-8"))
+    assert reader.threshold == metadata["calibration"]["threshold"]
+    assert 0.0 < reader.threshold < 1.0
+
+
+def test_confidence_rises_with_the_top_score_under_a_calibrator_that_weighs_it(
+        tmp_path: Path) -> None:
+    copy = tmp_path / "reader"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata["calibration"]["weights"] = [1.0] + [0.0] * (len(FEATURES) - 1)
+    (copy / METADATA_FILE).write_text(json.dumps(metadata), encoding="utf-8")
+    reader = Reader(copy)
+    confidences = [reader.confidence(QUESTION, SPANS, _readings(top))
+                   for top in (-1.0, 0.0, 1.0, 2.0, 4.0, 8.0)]
+    assert all(0.0 < c < 1.0 for c in confidences)
+    assert all(a < b for a, b in itertools.pairwise(confidences))
+
+
+def test_the_fit_never_gives_a_reader_score_a_negative_weight() -> None:
+    from qa.eval.train_reader import fit_logistic
+
+    rng = np.random.default_rng(1)
+    features = rng.normal(size=(200, len(FEATURES)))
+    labels = (features[:, 0] < 0).astype(float)   # the top score predicts the WRONG way
+    calibrator = fit_logistic(features, labels)
+    assert calibrator.weights[0] == 0.0
+    assert calibrator.weights[FEATURES.index("answer_score")] != 0.0
+
+
+def test_confidence_needs_one_reading_per_span() -> None:
+    with pytest.raises(ReaderWeightsError, match="one reading per span"):
+        Reader().confidence(QUESTION, SPANS, _readings(1.0)[:2])
+
+
+def test_a_calibrator_that_does_not_fit_the_features_is_refused() -> None:
+    with pytest.raises(ReaderWeightsError, match="features"):
+        Calibrator(mean=(0.0,), scale=(1.0,), weights=(1.0,), bias=0.0, threshold=0.5)
+    calibrator = Calibrator(mean=(0.0,) * len(FEATURES), scale=(1.0,) * len(FEATURES),
+                            weights=(1.0,) + (0.0,) * (len(FEATURES) - 1), bias=0.0,
+                            threshold=0.5)
+    assert calibrator.probability((0.0,) * len(FEATURES)) == pytest.approx(0.5)
+    assert Calibrator.from_dict(calibrator.to_dict()) == calibrator
+
+
+def test_weights_without_calibration_say_so(tmp_path: Path) -> None:
+    copy = _strip_answer_head(tmp_path)
+    metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
+    del metadata["calibration"]
+    (copy / METADATA_FILE).write_text(json.dumps(metadata), encoding="utf-8")
+    with pytest.raises(ReaderWeightsError, match="no calibration"):
+        _ = Reader(copy).threshold
+
+
+# --- training helpers ----------------------------------------------------------------------
+
+
+def test_the_answer_is_located_with_the_answer_normalisation() -> None:
+    from qa.eval.train_reader import locate_answer
+
+    text = "Fans of the Buffalo Bills, and the Bills' coach, said so."
+    found = locate_answer("buffalo bills", text)
+    assert found is not None and text[found[0]:found[1]] == "Buffalo Bills"
+    found = locate_answer("The Bills' coach", text)
+    assert found is not None and text[found[0]:found[1]] == "Bills' coach"
+    assert locate_answer("Buffalo Sabres", text) is None
+    assert locate_answer("Bill", text) is None
+
+
+def test_the_calibrator_fit_and_the_threshold_on_a_fixture() -> None:
+    from qa.eval.train_reader import fit_logistic, refusal_threshold
+
+    rng = np.random.default_rng(0)
+    score = rng.normal(size=200)
+    features = np.column_stack([score, rng.normal(size=(200, len(FEATURES) - 1))])
+    labels = (score + 0.3 * rng.normal(size=200) > 0).astype(float)
+    calibrator = fit_logistic(features, labels)
+    assert calibrator.weights[0] > 1.0
+    low, high = (calibrator.probability([v] + [0.0] * (len(FEATURES) - 1)) for v in (-2.0, 2.0))
+    assert low < 0.2 < 0.8 < high
+    confidences = np.linspace(0.0, 1.0, 21)
+    threshold = refusal_threshold(confidences)
+    assert (confidences < threshold).mean() <= 0.10
+    assert (confidences < np.nextafter(threshold, 2.0)).mean() > 0.10

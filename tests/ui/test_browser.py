@@ -69,6 +69,18 @@ def test_answer_cites_the_quoted_passage(page: Any, live_app: LiveApp, screensho
     page.locator("#nq-src-0-1").wait_for(state="visible")
 
 
+def test_short_answer_leads_and_is_marked_inside_its_quote(page: Any, live_app: LiveApp
+                                                           ) -> None:
+    question = "Which newspaper interviewed Trenta?"
+    short = live_app.qa.ask(question).short_answer  # the reader's (tests/qa/test_reading.py)
+    assert short
+    open_app(page, live_app)
+    answer = ask(page, question)
+    assert answer.inner_text().startswith(f"{short} [1]")
+    card = page.locator("#nq-src-0-1")
+    assert card.locator("mark mark.nq-short").first.inner_text() == short
+
+
 def test_unanswerable_question_is_marked_not_found(page: Any, live_app: LiveApp,
                                                    screenshots: Path) -> None:
     open_app(page, live_app)

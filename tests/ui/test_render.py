@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -58,6 +59,41 @@ def test_sources_panel_escapes_article_text_and_links_safely() -> None:
     assert "Xinhua &amp; Co" in out and "2019-05-12" in out
     assert "<details" in out  # the full article can be opened
     assert out.count("<mark>") == 2  # the passage and the full body
+
+
+def _short_answer_citation() -> tuple[Answer, Article]:
+    """The fixture's answer whose quote holds a short answer made of markup."""
+    answer, article = _answer()
+    start = EVIL.index("<script>")
+    end = EVIL.index(" and <img")
+    short = EVIL.index("window.__pwned=1")
+    citation = Citation(number=1, article=article.meta, quote=EVIL[start:end], start=start,
+                        end=end, chunk_id=answer.citations[0].chunk_id, answer_start=short,
+                        answer_end=short + len("window.__pwned=1"))
+    return replace(answer, citations=(citation,)), article
+
+
+def test_short_answer_is_marked_inside_its_quote_and_escaped() -> None:
+    answer, article = _short_answer_citation()
+    for bodies in ({article.id: article}, {}):
+        out = render.render_sources_html(answer, bodies, turn=1)
+        assert ('<mark>&lt;script&gt;<mark class="nq-short"><strong>window.__pwned=1</strong>'
+                "</mark>&lt;/script&gt;</mark>") in out
+        assert "<script" not in out
+    bare = render.render_citation_card(answer.citations[0], 0)  # no passage, no body
+    assert '<mark class="nq-short"><strong>window.__pwned=1</strong></mark>' in bare
+    plain, _ = _answer()
+    assert "nq-short" not in render.render_sources_html(plain, {article.id: article})
+
+
+def test_cli_quote_puts_the_short_answer_in_bold() -> None:
+    answer, _ = _short_answer_citation()
+    citation = answer.citations[0]
+    assert render.cli_quote(citation, tty=False) == "<script>**window.__pwned=1**</script>"
+    assert render.cli_quote(citation, tty=True) == (
+        "<script>\x1b[1mwindow.__pwned=1\x1b[0m</script>")
+    plain, _ = _answer()
+    assert render.cli_quote(plain.citations[0], tty=True) == "the option does not exist"
 
 
 def test_unsafe_url_is_not_a_link() -> None:
