@@ -105,7 +105,7 @@ def synced_stamp(directory: str | os.PathLike[str]) -> str:
     if not path.is_file():
         return ""
     try:
-        with closing(sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True,
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
                                      timeout=_BUSY_TIMEOUT_S)) as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'synced'").fetchone()
             return str(row[0]) if row else ""

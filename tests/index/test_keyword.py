@@ -339,3 +339,14 @@ def test_scores_are_float32_sums_in_query_order(tmp_path: Path) -> None:
     one = dict(index.search("Libya", k=5))
     two = dict(index.search("Libya Libya", k=5))
     assert two == {cid: float(np.float32(s) + np.float32(s)) for cid, s in one.items()}
+
+
+def test_a_relative_data_folder_is_read_in_step(tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default data folder is relative ("data"): the stamp check must read it too."""
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(data_dir=Path("data"))
+    load_or_build(settings, FakeStore(list(CHUNKS), TITLES, "s1")).close()  # type: ignore[arg-type]
+    assert not settings.keyword_dir.is_absolute()
+    assert keyword.synced_stamp(settings.keyword_dir) == "s1"
+    assert keyword.in_step(settings.keyword_dir, "s1")
