@@ -8,6 +8,7 @@ through the Store's public methods only.
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import shutil
@@ -24,6 +25,7 @@ from index.errors import NewsQAError
 from index.records import Article, Chunk, short_hash
 from index.settings import Settings, apply_offline_env
 from index.store import Store, build_where
+from qa.errors import EvalError
 from qa.eval.machine import dir_bytes, in_child, memory
 from qa.eval.metrics import percentile_ms
 from qa.eval.peers import StageProgress
@@ -317,28 +319,43 @@ def synthetic_records(texts: Sequence[str], articles: int, seed: int
                "url": f"https://synthetic.invalid/{seed}/{number}"}
 
 
+#: Synthetic articles per JSON Lines file: keeps each file far below the upload size limit.
+ARTICLES_PER_FILE = 500
+
+
 def grow_index(settings: Settings, folder: Path, embedder: MaterialEmbedder,
                texts: Sequence[str], target_chunks: int, step: int) -> dict[str, Any]:
     """Index synthetic articles with `update` (rules quotes, material vectors) until the
     index holds about `target_chunks` chunks; returns the run's report figures. The
-    articles of each step are one JSON Lines file in `folder`."""
+    articles of each step are JSON Lines files in `folder` (ARTICLES_PER_FILE each);
+    EvalError when the indexer reports an error (an index smaller than asked for is no
+    measurement)."""
     from index.build import stats, update
     from index.quotes import rules_extractor
 
     have = stats(settings)["chunks"] if settings.data_dir.exists() else 0
     per_article = _chunks_per_article(settings, embedder, texts)
     articles = max(1, round((target_chunks - have) / per_article))
-    path = folder / f"synthetic-{step}.jsonl"
-    folder.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for record in synthetic_records(texts, articles, seed=step):
-            handle.write(json.dumps(record) + "\n")
+    paths = _write_synthetic(folder, step, synthetic_records(texts, articles, seed=step))
     started = time.perf_counter()
-    report = update([path], settings, embedder=embedder, quotes=rules_extractor(),
+    report = update(paths, settings, embedder=embedder, quotes=rules_extractor(),
                     prune=False)
+    if report.errors:
+        raise EvalError(f"growing the synthetic index to {target_chunks} chunks failed for "
+                        f"{len(report.errors)} input(s), first: {report.errors[0]}")
     return {"target_chunks": target_chunks, "articles_added": articles,
             "chunks": report.chunks, "articles": report.articles,
             "seconds": time.perf_counter() - started}
+
+
+def _write_synthetic(folder: Path, step: int, records: Iterator[dict[str, str]]) -> list[Path]:
+    """The records as JSON Lines files synthetic-STEP-K.jsonl of ARTICLES_PER_FILE each."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths: list[Path] = []
+    while batch := list(itertools.islice(records, ARTICLES_PER_FILE)):
+        paths.append(folder / f"synthetic-{step}-{len(paths)}.jsonl")
+        paths[-1].write_text("".join(json.dumps(r) + "\n" for r in batch), encoding="utf-8")
+    return paths
 
 
 def _chunks_per_article(settings: Settings, embedder: Embedder, texts: Sequence[str]) -> float:

@@ -4,6 +4,7 @@ only (what is measured, on which data, what the targets table says), never timin
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,29 @@ def test_retrieval_figures_measure_the_floor_on_the_same_index(tmp_path: Path,
         figures["filtered"]["p50_ms"] / figures["floor"]["p50_ms"])
     assert "systems" not in figures
     json.dumps(figures)  # what benchmarks.json stores
+
+
+def test_a_large_growth_step_is_split_into_files_and_indexing_errors_raise(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A growth step writes several files (none near the upload limit) and every article is
+    indexed; an input the indexer rejects makes the growth fail instead of measuring less."""
+    from qa.errors import EvalError
+    from qa.eval import scale
+
+    settings = Settings(data_dir=tmp_path / "data")
+    vectors = np.eye(50, 384, dtype=np.float32)
+    fake = MaterialEmbedder(settings.embedding_model, vectors)
+    monkeypatch.setattr(scale, "ARTICLES_PER_FILE", 3)
+    grown = grow_index(settings, tmp_path / "corpus", fake, TEXTS, 60, 0)
+    files = sorted((tmp_path / "corpus").glob("synthetic-0-*.jsonl"))
+    assert len(files) > 1
+    assert grown["articles"] == grown["articles_added"] == stats(settings)["articles"]
+    real = scale.synthetic_records
+
+    def without_body(texts: Sequence[str], articles: int, seed: int) -> Iterator[dict[str, str]]:
+        # the size sample (seed 999) stays real; the step's own articles have no text
+        return real(texts, articles, seed) if seed == 999 else iter([{"title": "no body"}])
+
+    monkeypatch.setattr(scale, "synthetic_records", without_body)
+    with pytest.raises(EvalError, match="failed"):
+        grow_index(settings, tmp_path / "corpus2", fake, TEXTS, 200, 1)
