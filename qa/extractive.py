@@ -25,7 +25,7 @@ from qa.citations import article_heading, check_answer
 from qa.gate import Coverage, RefusalBars, judge_coverage, refusal
 from qa.markers import format_marker
 from qa.question import QuestionInfo
-from qa.records import Answer, Citation, Passage
+from qa.records import Answer, Citation, Passage, lines_then
 from qa.text import (
     SENTENCE_STARTERS,
     Word,
@@ -614,10 +614,8 @@ class ExtractiveAnswerer:
                query_embedding: Any = None,
                analysis: Analysis | None = None) -> Iterator[str | Answer]:
         """The answer's lines, then the Answer (the answer is composed in one go)."""
-        answer = self.answer(question, passages, query_embedding=query_embedding,
-                             analysis=analysis)
-        yield from answer.text.splitlines(keepends=True)
-        yield answer
+        return lines_then(self.answer(question, passages, query_embedding=query_embedding,
+                                      analysis=analysis))
 
 
 def _quote_spans(chosen: Sequence[ScoredSpan]) -> tuple[str, list[Citation]]:

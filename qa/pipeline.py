@@ -29,7 +29,7 @@ from qa.question import FollowupRule, QuestionInfo, QuestionKind, clean_question
 from qa.quote_answer import QuoteAnswerer
 from qa.quotes import QuoteIndex
 from qa.reading import ReaderGate, ReadingAnswerer, SpanReader
-from qa.records import Answer, Answerer, Passage
+from qa.records import Answer, Answerer, Passage, lines_then
 from qa.retriever import Filters, Retriever
 from qa.support import SupportChecker
 
@@ -225,7 +225,7 @@ class Pipeline:
         admitted = self.admit(request)
         prepared, verdict = admitted.prepared, admitted.verdict
         if verdict.refused is not None:
-            pieces: Iterator[str | Answer] = _lines_then(verdict.refused)
+            pieces: Iterator[str | Answer] = lines_then(verdict.refused)
         else:
             pieces = admitted.answerer.stream(prepared.standalone, prepared.passages,
                                               query_embedding=prepared.embedding,
@@ -266,12 +266,6 @@ def _no_generation() -> str:
 def _dated(answerer: Answerer, request: Request) -> dict[str, Any]:
     """The question's date for an answerer that reads it (the LLM prompt's "Today is")."""
     return {"today": request.question_date} if isinstance(answerer, LLMAnswerer) else {}
-
-
-def _lines_then(answer: Answer) -> Iterator[str | Answer]:
-    """An answer composed in one go, streamed as its lines, then the answer itself."""
-    yield from answer.text.splitlines(keepends=True)
-    yield answer
 
 
 def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: ExtractiveAnswerer,

@@ -23,7 +23,7 @@ from qa.citations import article_heading, check_answer
 from qa.markers import format_marker
 from qa.question import QuestionInfo, QuestionKind, route
 from qa.quotes import QuoteIndex, RankedQuote
-from qa.records import Answer, Answerer, Citation, Passage
+from qa.records import Answer, Answerer, Citation, Passage, lines_then
 from qa.retriever import Filters
 
 #: Quotes quoted in one answer.
@@ -102,10 +102,8 @@ class QuoteAnswerer:
             yield from self.fallback.stream(question, passages, query_embedding=query_embedding,
                                             analysis=analysis)
             return
-        answer = self.answer(question, passages, query_embedding=query_embedding,
-                             analysis=analysis)
-        yield from answer.text.splitlines(keepends=True)
-        yield answer
+        yield from lines_then(self.answer(question, passages, query_embedding=query_embedding,
+                                          analysis=analysis))
 
     # --- choosing quotes ------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from qa.extractive import Analysis, ExtractiveAnswerer, ScoredSpan
 from qa.gate import Gate, Verdict, refusal
 from qa.markers import format_marker
 from qa.question import QuestionKind, route
-from qa.records import Answer, Citation, Passage
+from qa.records import Answer, Citation, Passage, lines_then
 
 #: Citations quoted at most (issue 12).
 MAX_CITATIONS = 4
@@ -219,10 +219,8 @@ class ReadingAnswerer:
                query_embedding: Any = None,
                analysis: Analysis | None = None) -> Iterator[str | Answer]:
         """The answer's lines, then the Answer (composed in one go, as `answer` gives it)."""
-        answer = self.answer(question, passages, query_embedding=query_embedding,
-                             analysis=analysis)
-        yield from answer.text.splitlines(keepends=True)
-        yield answer
+        return lines_then(self.answer(question, passages, query_embedding=query_embedding,
+                                      analysis=analysis))
 
 
 class ReaderGate(Gate):

@@ -142,6 +142,13 @@ class Speaker:
                 "first": self.first, "last": self.last}
 
 
+def lines_then(answer: Answer) -> Iterator[str | Answer]:
+    """An answer composed in one go, streamed as its lines, then the answer itself (what
+    every answerer that does not generate token by token streams)."""
+    yield from answer.text.splitlines(keepends=True)
+    yield answer
+
+
 class Answerer(Protocol):
     """Writes the answer from passages the gate admitted (extractive, LLM or quotes); the
     pipeline routes to it, and the quote answerer falls back to one."""
