@@ -525,7 +525,8 @@ def test_tiny_corpus_ablation_runs_every_variant_through_the_one_loop(settings, 
     report = run_eval(corpus, queries, settings, systems=("newsqa",),
                       ablation=ablation_variants())
     rows = {row.name: row for row in report.ablation}
-    assert list(rows) == ["extractive", "no refusal", "no gate", "no short lead", "full"]
+    assert list(rows) == ["extractive", "no refusal", "no gate", "calibrated refusal",
+                          "calibrated refusal, no gate", "no short lead", "full"]
     full, refusal, short = rows["full"], report.refusal, report.short_answers
     assert refusal is not None and short is not None
     assert (full.answer_support, full.refusal_rate, full.false_refusal_rate,
@@ -537,15 +538,17 @@ def test_tiny_corpus_ablation_runs_every_variant_through_the_one_loop(settings, 
     # today's extractive answerer: every answer supported, every variant refused (above)
     assert (rows["extractive"].answer_support, rows["extractive"].refusal_rate) == (1.0, 1.0)
     assert rows["extractive"].short_answer_f1 == 0.0  # it has no short answers
-    # leaving a refusal reason out can only refuse less
+    # leaving a refusal reason out can only refuse less, adding one only more
     for name in ("no refusal", "no gate"):
         assert rows[name].refusal_rate <= full.refusal_rate
         assert rows[name].false_refusal_rate <= full.false_refusal_rate
+    assert rows["calibrated refusal"].refusal_rate >= full.refusal_rate
     calibration = report.calibration
     assert calibration is not None and "no refusal" in calibration.source
     assert len(calibration.answerable) == 3 and len(calibration.unanswerable) == 3
     assert {k for k in report.timings if k.startswith("ablation")} == {
         "ablation extractive_s", "ablation no refusal_s", "ablation no gate_s",
+        "ablation calibrated refusal_s", "ablation calibrated refusal, no gate_s",
         "ablation no short lead_s"}
 
 

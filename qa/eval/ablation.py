@@ -74,16 +74,23 @@ def _product(qa: NewsQA) -> None:
 VARIANTS: tuple[Variant, ...] = (
     Variant("extractive", "the extractive answerer before the reader (hand-set span weights, "
             "the coverage gate's refusals, no short answers)", _extractive),
-    Variant("no refusal", "the reader ranks the spans and marks the short answer, the "
-            "coverage gate still refuses, no refusal for low confidence",
-            reading_variant(refuse=False), calibrates=True),
-    Variant("no gate", "the reader with its calibrated refusal, without the extractive "
-            "coverage gate (missing names, absent key words)", reading_variant(use_gate=False)),
+    Variant("no refusal", "the product's settings run again to sweep the confidence "
+            "threshold: reader ranking, short answer, coverage gate, no refusal for low "
+            "confidence", reading_variant(refuse=False), calibrates=True),
+    Variant("no gate", "the reader without the extractive coverage gate (missing names, "
+            "absent key words) and without refusal for low confidence",
+            reading_variant(use_gate=False)),
+    Variant("calibrated refusal", "the product plus refusal below the reader's calibrated "
+            "threshold (refuse=True; off by default because the quality floor lost support "
+            "with it)", reading_variant(refuse=True)),
+    Variant("calibrated refusal, no gate", "refusal below the reader's threshold instead of "
+            "the coverage gate", reading_variant(refuse=True, use_gate=False)),
     Variant("no short lead", "the reader, the reply not led by the short answer (its "
             "citation still marks it, so short-answer F1 is unchanged)",
             reading_variant(short_answers=False)),
-    Variant("full", "the product: reader ranking, short answer first, coverage gate and "
-            "calibrated refusal", _product),
+    Variant("full", "the product: reader ranking, short answer first, coverage gate; no "
+            "refusal for low confidence (qa.reading.REFUSE_BELOW_THRESHOLD, chosen on the "
+            "quality floor)", _product),
 )
 
 
