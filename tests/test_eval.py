@@ -362,7 +362,7 @@ def test_report_shows_the_issue_targets_short_answers_confidence_and_ablation(
     assert "## Answers (newsqa, reader answerer)" in text and "`ab12`" in text
     assert "exact match **0.250**, token F1 **0.400**" in text
     assert "## Confidence" in text and "ECE over 10 equal-width bins: **0.300**" in text
-    assert "| 0.500 (product) | 50.0% (2) | 100.0% | 50.0% (2) |" in text
+    assert "| 0.500 (reader threshold) | 50.0% (2) | 100.0% | 50.0% (2) |" in text
     assert "![risk-coverage](eval-coverage.png)" in text
     assert "| full | 65.0% | 0.410 | 72.0% | 8.0% | 420 ms |" in text
     assert "of 2 answered unanswerable variants, 1 were right" in text

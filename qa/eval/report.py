@@ -602,7 +602,10 @@ def _md_calibration(report: EvalReport, chart_name: str | None) -> list[str]:
     if calibration is None:
         return []
     threshold = calibration.threshold
-    product = "" if threshold is None else f" The product refuses below {threshold:.3f}."
+    product = "" if threshold is None else (
+        f" The reader's calibrated threshold is {threshold:.3f}; the product refuses below it "
+        f"only with refusal for low confidence switched on (off by default: the 'calibrated "
+        f"refusal' ablation row has it on).")
     lines = ["", "## Confidence", "",
              f"`Answer.confidence` against support (the first citation is from a gold "
              f"article and a cited quote holds the normalised gold answer), measured on "
@@ -628,8 +631,8 @@ def _md_calibration(report: EvalReport, chart_name: str | None) -> list[str]:
 
 
 def _threshold(value: float, product: float | None) -> str:
-    """A table threshold; the product's own is marked and shown to three decimals."""
-    return f"{value:.3f} (product)" if value == product else f"{value:.1f}"
+    """A table threshold; the reader's calibrated one is marked and shown to three decimals."""
+    return f"{value:.3f} (reader threshold)" if value == product else f"{value:.1f}"
 
 
 def _md_ablation(report: EvalReport) -> list[str]:
