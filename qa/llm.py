@@ -32,7 +32,7 @@ PROVIDERS = {"ollama": ("langchain_ollama", "ChatOllama", "ollama"),
              "local": ("qa.local_llm", "LocalChatModel", "llm-local")}
 SPEC_FORMS = "local:smollm2, local:PATH, ollama:MODEL or openai:MODEL"
 NOT_FOUND_REPLY = "NOT FOUND"
-FALLBACK_ANSWERER = "extractive (LLM fallback)"
+FALLBACK_ANSWERER = "offline (LLM fallback)"
 
 #: Short on purpose: with the longer numbered-rules prompt, SmolLM2-135M copied "[n]" literally
 #: or the passage tags and never cited; this wording made it cite (docs/llm.md, the prompt).
@@ -153,7 +153,8 @@ class LLMAnswerer:
     do not cover never reaches the model. Each sentence of the reply must cite an existing
     passage that supports it (`qa.sentences`, `qa.support`; one without any [n] is cited to
     the passage on the question's topic that supports it best), else it is dropped and reported;
-    when none survives, `fallback` (the extractive answerer) answers, else "not found".
+    when none survives, `fallback` (the offline answerer: the reader, or the extractive one)
+    answers, else "not found".
     Each call may give the question's date (`today=`); the constructor's `today` is the
     default (None: the current date). Without a
     `checker`, content support is judged by word overlap alone (no embedder at hand).
@@ -199,8 +200,8 @@ class LLMAnswerer:
                              "tied to a passage that supports it", answerer=self.name,
                              timings=timings, warnings=check.notes)
         offline = self.fallback.answer(question, passages, analysis=verdict.analysis)
-        note = ("no sentence of the model's answer passed the checks, so the offline "
-                "(extractive) answer is shown")
+        note = (f"no sentence of the model's answer passed the checks, so the offline "
+                f"({self.fallback.name}) answer is shown")
         return replace(offline, answerer=FALLBACK_ANSWERER,
                        warnings=(*check.notes, note, *offline.warnings),
                        timings={**offline.timings, **timings})

@@ -276,9 +276,10 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
 
     Offline, the extractive answerer answers and a rule rewrites follow-ups; with a chat
     model, the model does both, each sentence checked against its passages with the
-    extractive answerer's embedder, and the extractive answer is the fallback when none
-    survives. The gate is the extractive analysis either way. `generation` reads the index
-    generation that answers are stamped with. With `quotes`, the offline pipeline answers
+    extractive answerer's embedder, and the offline answer (the reader's, or the extractive
+    one without a reader) is the fallback when none survives. The gate is the extractive
+    analysis either way. `generation` reads the index generation that answers are stamped
+    with. With `quotes`, the offline pipeline answers
     "what did X say" and "who said" questions from the quote index, the extractive answerer
     the fallback (with a chat model they still go to the model). `cite_uncited`: the support
     check may cite a sentence the model left uncited (Settings.llm_cite_uncited). With a
@@ -286,10 +287,10 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
     (qa.reading), which refuses by itself; what did X say questions still go to the quotes.
     """
     gate = Gate(extractive)
-    if chat_model is None and reader is not None:
-        reading = ReadingAnswerer(extractive, reader)
+    offline: Answerer = extractive if reader is None else ReadingAnswerer(extractive, reader)
+    if chat_model is None and isinstance(offline, ReadingAnswerer):
         return Pipeline(retriever=retriever, embedder=embedder,
-                        gate=ReaderGate(extractive, reading.name), answerer=reading,
+                        gate=ReaderGate(extractive, offline.name), answerer=offline,
                         rewriter=FollowupRule(), generation=generation,
                         routes=_quote_routes(quotes, extractive))
     if chat_model is None:
@@ -297,7 +298,7 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
                         rewriter=FollowupRule(), generation=generation,
                         routes=_quote_routes(quotes, extractive))
     answerer = LLMAnswerer(chat_model, gate, checker=SupportChecker(extractive.embedder),
-                           fallback=extractive, cite_uncited=cite_uncited)
+                           fallback=offline, cite_uncited=cite_uncited)
     return Pipeline(retriever=retriever, embedder=embedder, gate=gate, answerer=answerer,
                     rewriter=LLMRewriter(chat_model), generation=generation)
 
