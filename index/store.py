@@ -64,6 +64,12 @@ def _not_found() -> type[BaseException]:
     return chromadb.errors.NotFoundError
 
 
+#: Chroma's System cache is one per process, shared by every Store: clearing it while another
+#: thread creates a client makes that creation fail (KeyError inside chromadb), so both hold
+#: this lock.
+_SYSTEM_CACHE_LOCK = threading.Lock()
+
+
 def forget_cached_clients() -> None:
     """Make the next embedded Chroma client in this process re-read its folder from disk.
 
@@ -73,7 +79,8 @@ def forget_cached_clients() -> None:
     """
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    SharedSystemClient.clear_system_cache()
+    with _SYSTEM_CACHE_LOCK:
+        SharedSystemClient.clear_system_cache()
 
 
 def new_stamp() -> str:
@@ -193,8 +200,9 @@ class Store:
                     port=url.port or (443 if url.scheme == "https" else 8000),
                     ssl=url.scheme == "https", settings=chroma_settings)
             self.settings.chroma_path.mkdir(parents=True, exist_ok=True)
-            return chromadb.PersistentClient(path=str(self.settings.chroma_path),
-                                             settings=chroma_settings)
+            with _SYSTEM_CACHE_LOCK:
+                return chromadb.PersistentClient(path=str(self.settings.chroma_path),
+                                                 settings=chroma_settings)
         except chroma_errors() as exc:
             raise StoreError(f"cannot open the Chroma store at {self.location}: {exc}") from exc
 
