@@ -12,6 +12,7 @@ Embeddings are always passed explicitly; Chroma's default embedding function is 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
 import threading
@@ -152,6 +153,22 @@ def stored_quotes(meta: dict[str, Any]) -> tuple[Quote, ...] | None:
     except (ValueError, TypeError, KeyError) as exc:
         raise StoreError(f"article {meta.get('article_id')}: unreadable stored quotes "
                          f"({exc})") from exc
+
+
+@dataclass(frozen=True)
+class ArticleRow:
+    """A visible article as filters see it; `stamp` changes when its metadata does."""
+
+    id: str
+    source: str
+    day: int  # YYYYMMDD, 0 when undated
+    stamp: str
+
+
+def _metadata_stamp(meta: Mapping[str, Any]) -> str:
+    """A short hash of an article record's metadata (its quotes left out)."""
+    fields = {key: value for key, value in meta.items() if key != QUOTES_KEY}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def centroid(embeddings: np.ndarray) -> np.ndarray:
@@ -483,13 +500,18 @@ class Store:
             raise StoreError(f"cannot configure collection {self.settings.collection!r} "
                              f"at {self.location}: {exc}") from exc
 
-    def article_days(self) -> list[tuple[str, str, int]]:
-        """(article id, source, publication day) of every visible article (for filters)."""
+    def article_rows(self) -> list[ArticleRow]:
+        """Id, source, publication day and a metadata stamp of every visible article (what
+        filters and the in-memory search need; the stamp changes with its metadata)."""
         collections = self._collections()
         if collections is None:
             return []
-        got = collections[1].get(include=["metadatas"])
-        return [(aid, str(meta.get("source") or ""), int(meta.get("published_day") or 0))
+        try:
+            got = collections[1].get(include=["metadatas"])
+        except chroma_errors() as exc:
+            raise StoreError(f"cannot list articles at {self.location}: {exc}") from exc
+        return [ArticleRow(aid, str(meta.get("source") or ""),
+                           int(meta.get("published_day") or 0), _metadata_stamp(meta))
                 for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
 
     def chunk_articles(self) -> list[tuple[str, str]]:
@@ -499,6 +521,23 @@ class Store:
         if collections is None:
             return []
         return [(cid, Chunk.article_id_of(cid)) for cid in collections[0].get(include=[])["ids"]]
+
+    def chunk_vectors(self, chunk_ids: Sequence[str], batch: int = 5000
+                      ) -> dict[str, np.ndarray]:
+        """The stored embeddings of those `chunk_ids` still stored (one read per `batch`)."""
+        found: dict[str, np.ndarray] = {}
+        collections = self._collections()
+        if collections is None:
+            return found
+        for first in range(0, len(chunk_ids), batch):
+            try:
+                got = collections[0].get(ids=list(chunk_ids[first:first + batch]),
+                                         include=["embeddings"])
+            except chroma_errors() as exc:
+                raise StoreError(f"cannot read embeddings at {self.location}: {exc}") from exc
+            found.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32),
+                             strict=True))
+        return found
 
     def visible_ids(self, article_ids: set[str]) -> set[str]:
         """Those of `article_ids` whose article record exists (fully written)."""

@@ -21,7 +21,7 @@ from index import keyword as keyword_index
 from index.catalog import Allowed, Catalog
 from index.dates import day_number
 from index.errors import DateError
-from index.records import ArticleMeta, Chunk
+from index.records import Chunk
 from index.settings import Settings
 from index.store import ChunkHit, Store, build_where
 from qa.errors import QAError
@@ -37,15 +37,12 @@ DEFAULT_DEPTH = 40
 DEFAULT_PER_ARTICLE = 3
 DEFAULT_DENSE_WEIGHT = 0.5
 DEFAULT_KEYWORD_WEIGHT = 1.0
-#: A filtered dense search restricted to the allowed chunk ids (from the catalog) is Chroma's
-#: exact restricted search without its metadata scan. With `filter_widen` > 0 it first asks
-#: for depth x filter_widen neighbours unfiltered and keeps the allowed ones (the restricted
-#: search when too few survive). Off by default: on the 21.5k-chunk dev store retrieval took
-#: 34.0 ms p50 with the ids search against 31.6 ms wide, and at HNSW ef_search 100 the wide
-#: lists are not the restricted search's (9 of 163 top-40 dense lists differ).
-DEFAULT_FILTER_WIDEN = 0
-#: The wide search is tried only in stores of at least this many chunks.
-DEFAULT_WIDE_MIN_CHUNKS = 5000
+#: Where the dense search runs: "memory" = an exact search over the catalog's copy of the
+#: embeddings (index.catalog; a filter is a row mask), "store" = Chroma's HNSW (restricted to
+#: the allowed chunk ids when filtered). Memory won at every size measured (docs/benchmarks.md)
+#: and is the exact restricted search by construction.
+VectorSearch = Literal["memory", "store"]
+DEFAULT_VECTOR_SEARCH: VectorSearch = "memory"
 
 
 def _as_tuple(value: str | Sequence[str] | None) -> tuple[str, ...]:
@@ -115,36 +112,40 @@ class RetrievalConfig:
     per_article: int = DEFAULT_PER_ARTICLE
     dense_weight: float = DEFAULT_DENSE_WEIGHT
     keyword_weight: float = DEFAULT_KEYWORD_WEIGHT
-    filter_widen: int = DEFAULT_FILTER_WIDEN
-    wide_min_chunks: int = DEFAULT_WIDE_MIN_CHUNKS
+    vector_search: VectorSearch = DEFAULT_VECTOR_SEARCH
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
             raise QAError(f"retrieval mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if min(self.rrf_k, self.filter_widen, self.wide_min_chunks) < 0 \
-                or self.depth < 1 or self.per_article < 1:
-            raise QAError("rrf_k, filter_widen and wide_min_chunks must be >= 0, depth and "
-                          "per_article >= 1")
+        if self.vector_search not in ("memory", "store"):
+            raise QAError(f"vector_search must be 'memory' or 'store', got "
+                          f"{self.vector_search!r}")
+        if self.rrf_k < 0 or self.depth < 1 or self.per_article < 1:
+            raise QAError("rrf_k must be >= 0, depth and per_article >= 1")
 
 
 @dataclass(frozen=True)
 class DenseHits:
-    """A dense search's hits, best first, and its path: "unfiltered", "wide" (searched wider,
-    filtered in Python) or "exact" (Chroma restricted to the allowed chunk ids)."""
+    """A dense search's (chunk id, cosine similarity) pairs, best first, the chunks it already
+    read (the store's search returns them), and where it ran ("memory" or "store")."""
 
-    hits: list[ChunkHit]
-    path: Literal["unfiltered", "wide", "exact"]
+    scored: list[tuple[str, float]]
+    hits: dict[str, ChunkHit]
+    path: VectorSearch
 
 
 @dataclass
 class _Candidate:
-    chunk: Chunk
-    article: ArticleMeta
+    chunk_id: str
     dense: float | None = None
     dense_rank: int | None = None
     keyword: float | None = None
     keyword_rank: int | None = None
     fused: float = 0.0
+
+    @property
+    def article_id(self) -> str:
+        return Chunk.article_id_of(self.chunk_id)
 
 
 def _capped(ranked: Sequence[_Candidate], k: int, cap: int | None) -> list[_Candidate]:
@@ -152,10 +153,10 @@ def _capped(ranked: Sequence[_Candidate], k: int, cap: int | None) -> list[_Cand
     chosen: list[_Candidate] = []
     per_article: dict[str, int] = {}
     for cand in ranked:
-        count = per_article.get(cand.article.id, 0)
+        count = per_article.get(cand.article_id, 0)
         if cap is not None and count >= cap:
             continue
-        per_article[cand.article.id] = count + 1
+        per_article[cand.article_id] = count + 1
         chosen.append(cand)
         if len(chosen) >= k:
             break
@@ -175,7 +176,7 @@ class Retriever:
         self.store = store
         self.config = config or RetrievalConfig()
         self._keyword = keyword
-        self._catalog: tuple[str, Catalog] | None = None  # (store fingerprint, catalog)
+        self._catalog: tuple[str | None, Catalog] | None = None  # (store fingerprint, catalog)
         self._lock = threading.Lock()
 
     # --- lazy parts ----------------------------------------------------------------------
@@ -200,23 +201,26 @@ class Retriever:
 
     @property
     def catalog(self) -> Catalog:
-        """What filters need (index.catalog), re-read from the store after each write to it
-        (its fingerprint, a file read or one request to a server, is checked per use)."""
+        """What filters and the dense search need (index.catalog), brought in step with the
+        store after each write to it (its fingerprint, a file read or one request to a
+        server, is checked per use; only new chunks' embeddings are read)."""
         stamp = self.store.fingerprint()
         cached = self._catalog
         if cached is None or cached[0] != stamp:
             with self._lock:
                 cached = self._catalog
                 if cached is None or cached[0] != stamp:
-                    cached = (stamp, Catalog.from_store(self.store))
+                    previous = cached[1] if cached is not None else None
+                    cached = (stamp, Catalog.refreshed(self.store, previous))
                     self._catalog = cached
         return cached[1]
 
     def refresh_keyword(self) -> None:
-        """Pick up changes in the store (after indexing): the keyword index and the filter
-        catalog (re-read on next use)."""
+        """Pick up changes in the store (after indexing): the keyword index and the catalog
+        (brought in step on next use)."""
         with self._lock:
-            self._catalog = None
+            if self._catalog is not None:
+                self._catalog = (None, self._catalog[1])  # stale, its embeddings reusable
             if self._keyword is not None:
                 self._keyword.catch_up(self.store)  # what the indexer wrote, or a sync
 
@@ -240,28 +244,22 @@ class Retriever:
         return None if allowed is None else set(allowed.article_ids)
 
     def dense_search(self, query_embedding: Any, depth: int, filters: Filters, *,
-                     widen: int = DEFAULT_FILTER_WIDEN,
-                     min_chunks: int = DEFAULT_WIDE_MIN_CHUNKS) -> DenseHits:
-        """The `depth` nearest chunks under `filters`, best first, and the path that found
-        them (see `_dense`)."""
-        return self._dense(query_embedding, depth, self.allowed(filters), widen, min_chunks)
+                     vector_search: VectorSearch = DEFAULT_VECTOR_SEARCH) -> DenseHits:
+        """The `depth` nearest chunks under `filters`, best first (see `_dense`)."""
+        return self._dense(query_embedding, depth, self.allowed(filters), vector_search)
 
-    def _dense(self, query_embedding: Any, depth: int, allowed: Allowed | None, widen: int,
-               min_chunks: int) -> DenseHits:
-        """Filtered, in a store of at least `min_chunks`: the `depth * widen` nearest without
-        a filter, kept when allowed. When the allowed share makes that unlikely to keep
-        `depth`, fewer survive, or `widen` is 0: Chroma's search restricted to the allowed
-        chunk ids (exact restriction, no metadata scan)."""
-        if allowed is None:
-            return DenseHits(self.store.query(query_embedding, depth), "unfiltered")
-        total = allowed.total_chunks
-        wide = depth * widen
-        if wide and total >= min_chunks and len(allowed.chunk_ids) * wide >= depth * total:
-            hits = self.store.query(query_embedding, wide)
-            kept = [hit for hit in hits if hit.article.id in allowed.article_ids]
-            if len(kept) >= depth:
-                return DenseHits(kept[:depth], "wide")
-        return DenseHits(self.store.query(query_embedding, depth, ids=allowed.chunk_ids), "exact")
+    def _dense(self, query_embedding: Any, depth: int, allowed: Allowed | None,
+               vector_search: VectorSearch) -> DenseHits:
+        """In memory: the exact search over the catalog's embeddings, restricted to the
+        allowed rows. In the store: Chroma's HNSW, restricted to the allowed chunk ids."""
+        if vector_search == "memory":
+            scored = self.catalog.nearest(query_embedding, depth,
+                                          None if allowed is None else allowed.rows)
+            return DenseHits(scored, {}, "memory")
+        hits = self.store.query(query_embedding, depth,
+                                ids=None if allowed is None else allowed.chunk_ids)
+        return DenseHits([(hit.chunk.id, hit.similarity) for hit in hits],
+                         {hit.chunk.id: hit for hit in hits}, "store")
 
     def retrieve(self, query: str, *, k: int | None = None, filters: Filters | None = None,
                  config: RetrievalConfig | None = None,
@@ -273,47 +271,47 @@ class Retriever:
         if allowed is not None and not allowed.article_ids:
             return []
         candidates: dict[str, _Candidate] = {}
+        known: dict[str, ChunkHit] = {}
         if config.mode in ("hybrid", "dense"):
             if query_embedding is None:
                 query_embedding = self.embedder.embed_query(query)
-            found = self._dense(query_embedding, config.depth, allowed, config.filter_widen,
-                                config.wide_min_chunks)
-            self._add_dense(candidates, found.hits)
+            found = self._dense(query_embedding, config.depth, allowed, config.vector_search)
+            known.update(found.hits)
+            for rank, (cid, similarity) in enumerate(found.scored):
+                candidates[cid] = _Candidate(cid, dense=similarity, dense_rank=rank)
         if config.mode in ("hybrid", "keyword"):
-            self._add_keyword(candidates, query, config.depth,
-                              None if allowed is None else set(allowed.article_ids))
+            scored = self._following_keyword().search(
+                query, config.depth,
+                allowed_article_ids=None if allowed is None else set(allowed.article_ids))
+            for rank, (cid, score) in enumerate(scored):
+                cand = candidates.setdefault(cid, _Candidate(cid))
+                cand.keyword, cand.keyword_rank = float(score), rank
         for cand in candidates.values():
             cand.fused = sum(weight / (config.rrf_k + rank + 1)
                              for weight, rank in ((config.dense_weight, cand.dense_rank),
                                                   (config.keyword_weight, cand.keyword_rank))
                              if rank is not None)
-        ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.chunk.id))
+        ranked = sorted(candidates.values(), key=lambda c: (-c.fused, c.chunk_id))
         single = len(filters.article_ids) == 1 or (allowed is not None
                                                    and len(allowed.article_ids) == 1)
-        chosen = _capped(ranked, k or self.settings.top_k, None if single else config.per_article)
-        return [Passage(chunk=c.chunk, article=c.article, score=c.fused, dense_score=c.dense,
-                        keyword_score=c.keyword) for c in chosen]
+        return self._passages(ranked, k or self.settings.top_k,
+                              None if single else config.per_article, known)
 
-    @staticmethod
-    def _add_dense(candidates: dict[str, _Candidate], hits: Sequence[ChunkHit]) -> None:
-        """The store's nearest chunks, with their dense rank."""
-        for rank, hit in enumerate(hits):
-            candidates[hit.chunk.id] = _Candidate(hit.chunk, hit.article, dense=hit.similarity,
-                                                  dense_rank=rank)
-
-    def _add_keyword(self, candidates: dict[str, _Candidate], query: str, depth: int,
-                     allowed: set[str] | None) -> None:
-        """The keyword index's best chunks, with their keyword rank (fetched when new)."""
-        scored = self._following_keyword().search(query, depth, allowed_article_ids=allowed)
-        missing = [cid for cid, _ in scored if cid not in candidates]
-        fetched = {hit.chunk.id: hit for hit in self.store.get_chunks(missing)}
-        for rank, (cid, score) in enumerate(scored):
-            if cid in candidates:
-                candidates[cid].keyword, candidates[cid].keyword_rank = float(score), rank
-            elif cid in fetched:
-                hit = fetched[cid]
-                candidates[cid] = _Candidate(hit.chunk, hit.article, keyword=float(score),
-                                             keyword_rank=rank)
+    def _passages(self, ranked: list[_Candidate], k: int, cap: int | None,
+                  known: dict[str, ChunkHit]) -> list[Passage]:
+        """The first k of `ranked` (at most `cap` per article) as passages: only the chosen
+        chunks are read from the store; one removed meanwhile gives way to the next."""
+        while True:
+            chosen = _capped(ranked, k, cap)
+            missing = [c.chunk_id for c in chosen if c.chunk_id not in known]
+            known.update((hit.chunk.id, hit) for hit in self.store.get_chunks(missing))
+            gone = {c.chunk_id for c in chosen if c.chunk_id not in known}
+            if not gone:
+                break
+            ranked = [c for c in ranked if c.chunk_id not in gone]
+        return [Passage(chunk=known[c.chunk_id].chunk, article=known[c.chunk_id].article,
+                        score=c.fused, dense_score=c.dense, keyword_score=c.keyword)
+                for c in chosen]
 
     def as_langchain(self, *, k: int | None = None, filters: Filters | None = None
                      ) -> NewsQARetriever:

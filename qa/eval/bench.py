@@ -29,6 +29,7 @@ from qa.eval.peers import StageProgress
 from qa.eval.qa_bench import (
     dev_questions,
     open_retriever,
+    path_figures,
     retrieval_figures,
     run_qa_benchmark,
     serve_figures,
@@ -158,15 +159,19 @@ def _synthetic_figures(settings: Settings, eval_dir: Path, options: TargetOption
     fake = MaterialEmbedder(settings.embedding_model, vectors)
     quotes = rules_extractor()  # the same extractor throughout: no re-extraction between runs
     drops = drop_records(eval_dir / "corpus.jsonl", options.add_runs)  # the same at each size
-    growth, added = [], {}
+    growth, added, paths = [], {}, {}
     for step, size in enumerate(options.sizes):
         growth.append(grow_index(local, root / "corpus", fake, texts, size, step))
         added[str(size)] = add_one_figures(local, embedder, root / "drop", drops,
                                            f"n{size}", quotes)
+        if step < len(options.sizes) - 1:  # the largest is measured with its retrieval
+            paths[str(size)] = path_figures(open_retriever(local.data_dir, settings,
+                                                           embedder), questions)
         if progress:
             progress("targets: synthetic index", step + 1, len(options.sizes))
     retriever = open_retriever(local.data_dir, settings, embedder)
     return {"material_texts": len(texts), "growth": growth, "add_one": added,
+            "paths": paths,
             "quote_extractor": "rules (index.attribution)",
             "retrieval": retrieval_figures(retriever, questions, systems=False)}
 
@@ -411,6 +416,28 @@ def _retrieval_rows(figures: Mapping[str, Any], where: str, filtered_limit: floa
     return rows
 
 
+def _path_rows(figures: Mapping[str, Any], where: str) -> list[dict[str, Any]]:
+    """The dense search's two paths per filter (qa_bench.path_figures): the product's
+    in-memory exact search timed against Chroma's restricted HNSW search as its floor, and
+    the top-k lists of each that differ from the exact restricted search (target 0)."""
+    paths = figures.get("paths") or {}
+    rows = []
+    for name, label in (("until", "`until=question_date`"),
+                        ("week", "the week up to the question's date")):
+        part = paths.get(name)
+        if not part:
+            continue
+        rows.append(_row(
+            f"dense search p50, {label} (keeps {100 * part['kept_share_median']:.1f} % of the "
+            f"chunks), {where}: in memory (exact) against Chroma's HNSW restricted to the "
+            f"allowed ids (floor column); top-{paths['depth']} lists differing from the exact "
+            f"restricted search: memory {part['memory_lists_differing']}, Chroma "
+            f"{part['store_lists_differing']} of {part['filters']}",
+            part["memory_p50_ms"], "ms", floor=part["store_p50_ms"], target="0 lists differ",
+            met=part["memory_lists_differing"] == 0))
+    return rows
+
+
 def _system_rows(dev: Mapping[str, Any], committed: Mapping[str, Any]) -> list[dict[str, Any]]:
     floor = dev["floor"]["p50_ms"]
     rows = []
@@ -486,12 +513,17 @@ def target_rows(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
     if dev:
         where = f"{dev['chunks']:,} chunks (dev index)"
         rows += _retrieval_rows(dev, where, 30, 20, 3)
+        rows += _path_rows(dev, where)
         rows += _system_rows(dev, targets.get("eval_json") or {})
     synthetic = targets.get("synthetic")
     if synthetic:
         retrieval = synthetic["retrieval"]
-        rows += _retrieval_rows(retrieval, f"{retrieval['chunks']:,} chunks (synthetic)",
-                                60, None, None)
+        where = f"{retrieval['chunks']:,} chunks (synthetic)"
+        rows += _retrieval_rows(retrieval, where, 60, None, None)
+        for _, figures in sorted((synthetic.get("paths") or {}).items(),
+                                 key=lambda item: int(item[0])):
+            rows += _path_rows({"paths": figures}, f"{figures['chunks']:,} chunks (synthetic)")
+        rows += _path_rows(retrieval, where)
         rows += _add_rows(synthetic)
     return rows + _other_rows(figures)
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -336,6 +337,96 @@ def system_timings(retriever: Retriever, questions: Sequence[EvalQuestion],
     return out
 
 
+#: A narrow filter per question: the week up to its date (a few % of the dev chunks).
+NARROW_DAYS = 7
+
+
+def question_filters(question: EvalQuestion) -> dict[str, Filters]:
+    """The filters the equality check runs per question: `until` its date (as the eval
+    asks) and the week up to it (narrow)."""
+    until = Filters.make(until=question.question_date)
+    if not question.question_date:
+        return {"until": until}
+    day = date.fromisoformat(question.question_date[:10])
+    return {"until": until, "week": Filters.make(since=day - timedelta(days=NARROW_DAYS - 1),
+                                                 until=day)}
+
+
+@dataclass(frozen=True)
+class StoredVectors:
+    """Every stored chunk's id, article (as a code into `articles`) and embedding (float64),
+    read from the store apart from the product's catalog."""
+
+    ids: np.ndarray  # chunk id per row (object)
+    codes: np.ndarray  # article code per row
+    articles: np.ndarray  # distinct article ids (object)
+    vectors: np.ndarray  # (rows, dimension) float64
+
+    @classmethod
+    def read(cls, store: Store) -> StoredVectors:
+        rows = store.chunk_articles()
+        found = store.chunk_vectors([cid for cid, _ in rows])
+        articles, codes = np.unique(np.array([aid for _, aid in rows], dtype=object),
+                                    return_inverse=True)
+        return cls(ids=np.array([cid for cid, _ in rows], dtype=object), codes=codes,
+                   articles=articles,
+                   vectors=np.stack([found[cid] for cid, _ in rows]).astype(np.float64))
+
+    def nearest(self, allowed: set[str], embedding: np.ndarray, depth: int) -> list[str]:
+        """The exact restricted search: float64 cosine over every chunk whose article is in
+        `allowed` (as Chroma's `where` decided), best first, ties by chunk id."""
+        keep = np.fromiter((aid in allowed for aid in self.articles), dtype=bool,
+                           count=len(self.articles))
+        rows = np.flatnonzero(keep[self.codes])
+        if not len(rows):
+            return []
+        scores = (self.vectors @ np.asarray(embedding, dtype=np.float64))[rows]
+        top = np.argpartition(-scores, min(depth, len(rows)) - 1)[:depth]
+        order = sorted(top, key=lambda j: (-scores[j], self.ids[rows[j]]))
+        return [str(self.ids[rows[j]]) for j in order]
+
+
+def path_figures(retriever: Retriever, questions: Sequence[EvalQuestion],
+                 depth: int = FLOOR_DEPTH) -> dict[str, Any]:
+    """The dense search's two paths (the catalog's exact in-memory search, Chroma's HNSW
+    restricted to the allowed chunk ids) per filter: p50 time, and how many top-`depth`
+    lists differ from the exact restricted search computed apart (`StoredVectors`: all
+    stored vectors read again, the filter evaluated by Chroma's `where`)."""
+    store = retriever.store
+    stored = StoredVectors.read(store)
+    embeddings = [retriever.embedder.embed_query(q.query) for q in questions]
+    out: dict[str, Any] = {"depth": depth, "questions": len(questions),
+                           "chunks": len(stored.ids)}
+    where_cache: dict[str, set[str]] = {}
+
+    def chroma_allowed(filters: Filters) -> set[str]:
+        key = repr(filters.where())
+        if key not in where_cache:
+            where_cache[key] = {m.id for m, _ in store.list_articles(where=filters.where())}
+        return where_cache[key]
+
+    for name in ("until", "week"):
+        times: dict[str, list[float]] = {"memory": [], "store": []}
+        differ = {"memory": 0, "store": 0}
+        shares = []
+        for question, embedding in zip(questions, embeddings, strict=True):
+            filters = question_filters(question).get(name)
+            if filters is None:
+                continue
+            allowed = chroma_allowed(filters)
+            exact = stored.nearest(allowed, embedding, depth)
+            shares.append(len(retriever.allowed(filters).chunk_ids) / max(len(stored.ids), 1))
+            for path in times:
+                started = time.perf_counter()
+                hits = retriever.dense_search(embedding, depth, filters, vector_search=path)
+                times[path].append(time.perf_counter() - started)
+                differ[path] += [cid for cid, _ in hits.scored] != exact
+        out[name] = {"filters": len(shares), "kept_share_median": statistics.median(shares),
+                     **{f"{path}_p50_ms": 1000 * percentile(t, 50) for path, t in times.items()},
+                     **{f"{path}_lists_differing": n for path, n in differ.items()}}
+    return out
+
+
 def retrieval_figures(retriever: Retriever, questions: Sequence[EvalQuestion], *,
                       textbook_dir: Path | None = None, systems: bool = True,
                       warm_questions: int = 5) -> dict[str, Any]:
@@ -352,6 +443,7 @@ def retrieval_figures(retriever: Retriever, questions: Sequence[EvalQuestion], *
     floor = figures["floor"]["p50_ms"]
     for name in ("filtered", "unfiltered"):
         figures[name]["over_floor"] = figures[name]["p50_ms"] / floor if floor else None
+    figures["paths"] = path_figures(retriever, questions)
     if systems:
         figures["systems"] = system_timings(retriever, questions, textbook_dir)
     return figures

@@ -122,7 +122,7 @@ def store_material(settings: Settings, embedder: Embedder
     stored_texts, stored_vectors = store.sample_chunks(store.count()[1])
     row_of = {text: row for row, text in enumerate(stored_texts)}
     metas = {meta.id: meta for meta, _ in store.list_articles()}
-    days = {aid: day for aid, _, day in store.article_days()}
+    days = {row.id: row.day for row in store.article_rows()}
     articles, texts, rows, chunk_days = [], [], [], []
     for chunk in store.iter_chunks():
         meta = metas[chunk.article_id]

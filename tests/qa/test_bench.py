@@ -148,6 +148,10 @@ def test_retrieval_figures_measure_the_floor_on_the_same_index(tmp_path: Path,
     assert figures["filtered"]["over_floor"] == pytest.approx(
         figures["filtered"]["p50_ms"] / figures["floor"]["p50_ms"])
     assert "systems" not in figures
+    for name in ("until", "week"):  # the in-memory search is the exact restricted search
+        paths = figures["paths"][name]
+        assert paths["filters"] == len(questions) and paths["memory_lists_differing"] == 0
+    assert figures["paths"]["week"]["kept_share_median"] < 1
     json.dumps(figures)  # what benchmarks.json stores
 
 

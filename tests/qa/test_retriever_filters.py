@@ -2,8 +2,9 @@
 
 The store is real Chroma; its embeddings are seeded random vectors (an exact control of the
 input, so that 2,000 chunks build in seconds without the model). A filter keeping under 5 %
-of the chunks must give the same top-k lists on the fast path (wide search, filtered in
-Python) and on the exact restricted search (Chroma `where`).
+of the chunks must give the same top-k lists on the in-memory path (an exact search over the
+catalog's embeddings, restricted by a row mask) and on the restricted search inside Chroma
+(`where`, at an `ef_search` high enough to be exact on 2,000 chunks).
 """
 
 from __future__ import annotations
@@ -108,49 +109,43 @@ def test_catalog_lets_through_what_chroma_where_does(fixture: Fixture, filters: 
     assert engine.allowed_articles(filters) == exact
 
 
-@pytest.mark.parametrize("widen", [0, 4, 64])
+@pytest.mark.parametrize("vector_search", ["memory", "store"])
 @pytest.mark.parametrize("filters", NARROW_FILTERS)
-def test_fast_dense_search_equals_exact_restricted_search(fixture: Fixture, filters: Filters,
-                                                          widen: int) -> None:
-    """widen 0: restricted by chunk ids; 4: too few would survive, so the same; 64: the
-    wide search filtered in Python. Each equals Chroma's search restricted by `where`."""
+def test_dense_search_equals_exact_restricted_search(fixture: Fixture, filters: Filters,
+                                                     vector_search: str) -> None:
+    """Both paths (the catalog's exact search, Chroma restricted to the allowed chunk ids)
+    equal Chroma's search restricted by `where`, similarities included."""
     engine = retriever(fixture)
-    paths = set()
     for query in fixture.queries:
-        exact = [hit.chunk.id for hit in fixture.store.query(query, 5, filters.where())]
-        found = engine.dense_search(query, 5, filters, widen=widen, min_chunks=0)
-        assert [hit.chunk.id for hit in found.hits] == exact
-        assert len(exact) == 5
-        paths.add(found.path)
-    assert ("wide" in paths) == (widen == 64)
+        exact = fixture.store.query(query, 5, filters.where())
+        found = engine.dense_search(query, 5, filters, vector_search=vector_search)
+        assert [cid for cid, _ in found.scored] == [hit.chunk.id for hit in exact]
+        assert [s for _, s in found.scored] == pytest.approx([h.similarity for h in exact],
+                                                             abs=1e-5)
+        assert len(exact) == 5 and found.path == vector_search
 
 
-@pytest.mark.parametrize("filters", NARROW_FILTERS)
-def test_fused_results_equal_exact_restricted_search(fixture: Fixture, filters: Filters) -> None:
-    exact = retriever(fixture, filter_widen=0)
-    fast = Retriever(fixture.settings, embedder=NoEmbedder(), store=fixture.store,
-                     keyword=exact.keyword,
-                     config=RetrievalConfig(filter_widen=64, wide_min_chunks=0))
+def test_unfiltered_memory_search_equals_the_store_search(fixture: Fixture) -> None:
+    engine = retriever(fixture)
+    for query in fixture.queries:
+        got = engine.dense_search(query, 10, Filters())
+        assert [cid for cid, _ in got.scored] == [
+            hit.chunk.id for hit in fixture.store.query(query, 10)]
+
+
+@pytest.mark.parametrize("filters", [*NARROW_FILTERS, Filters()])
+def test_fused_results_equal_on_both_paths(fixture: Fixture, filters: Filters) -> None:
+    store_path = retriever(fixture, vector_search="store")
+    memory = Retriever(fixture.settings, embedder=NoEmbedder(), store=fixture.store,
+                       keyword=store_path.keyword, config=RetrievalConfig())
     for number, query in enumerate(fixture.queries):
         text = f"report on the {WORDS[number % len(WORDS)]}"
-        got = fast.retrieve(text, k=8, filters=filters, query_embedding=query)
-        want = exact.retrieve(text, k=8, filters=filters, query_embedding=query)
+        got = memory.retrieve(text, k=8, filters=filters, query_embedding=query)
+        want = store_path.retrieve(text, k=8, filters=filters, query_embedding=query)
         assert [p.chunk.id for p in got] == [p.chunk.id for p in want]
-        assert got and {p.article.id for p in got} <= exact.allowed_articles(filters)
-    depth = fast.config.depth
-    assert any(fast.dense_search(q, depth, filters, widen=64, min_chunks=0).path == "wide"
-               for q in fixture.queries)
-    assert all(exact.dense_search(q, depth, filters).path == "exact" for q in fixture.queries)
-
-
-def test_small_stores_use_the_restricted_search(fixture: Fixture) -> None:
-    engine = retriever(fixture, filter_widen=64)  # 2,000 chunks: below wide_min_chunks
-    assert engine.retrieve("report", filters=NARROW_FILTERS[0],
-                           query_embedding=fixture.queries[0])
-    found = engine.dense_search(fixture.queries[0], engine.config.depth, NARROW_FILTERS[0],
-                                widen=engine.config.filter_widen,
-                                min_chunks=engine.config.wide_min_chunks)
-    assert found.path == "exact"
+        assert [p.chunk.text for p in got] == [p.chunk.text for p in want]
+        assert got and (not filters.active
+                        or {p.article.id for p in got} <= store_path.allowed_articles(filters))
 
 
 def test_catalog_follows_every_write_to_the_store(tmp_path: Path) -> None:
@@ -167,5 +162,39 @@ def test_catalog_follows_every_write_to_the_store(tmp_path: Path) -> None:
     store.upsert_articles([(second, second_chunks, vectors)])
     assert engine.allowed_articles(filters) == {first.id, second.id}
     assert len(filters.select(engine.catalog).chunk_ids) == 2 * CHUNKS_PER_ARTICLE
+    nearest = engine.dense_search(vectors[3], 2, filters).scored
+    assert {cid for cid, _ in nearest} == {first_chunks[3].id, second_chunks[3].id}
     store.delete_article(first.id)
     assert engine.allowed_articles(filters) == {second.id}
+    assert [cid for cid, _ in engine.dense_search(vectors[3], 1, Filters()).scored] == [
+        second_chunks[3].id]
+
+
+def test_catalog_reads_only_new_embeddings_and_follows_a_retitle(tmp_path: Path) -> None:
+    """After a write only the new chunks' embeddings are read; an article whose metadata
+    changed (a new title re-embeds the same chunk ids) has its embeddings read again."""
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings, model_name=NoEmbedder.name)
+    vectors = np.eye(CHUNKS_PER_ARTICLE, DIMENSION, dtype=np.float32)
+    first, first_chunks = make_article(0)
+    store.upsert_articles([(first, first_chunks, vectors)])
+    before = Catalog.from_store(store)
+    second, second_chunks = make_article(1)
+    store.upsert_articles([(second, second_chunks, vectors[::-1].copy())])
+    read: list[int] = []
+    original = store.chunk_vectors
+
+    def counting(ids: list[str], batch: int = 5000) -> dict[str, np.ndarray]:
+        read.append(len(ids))
+        return original(ids, batch)
+
+    store.chunk_vectors = counting  # type: ignore[method-assign]
+    after = Catalog.refreshed(store, before)
+    assert read == [CHUNKS_PER_ARTICLE] and after.chunk_count == 2 * CHUNKS_PER_ARTICLE
+    retitled = Article(title="A new title", body=first.body, source=first.source,
+                       published=first.published)
+    store.upsert_articles([(retitled, first_chunks, vectors[::-1].copy())])
+    latest = Catalog.refreshed(store, after)
+    assert read[-1] == CHUNKS_PER_ARTICLE
+    row = latest.row_ids.index(first_chunks[0].id)
+    assert latest.vectors[row] == pytest.approx(vectors[-1])
