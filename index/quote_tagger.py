@@ -22,10 +22,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from index.artifacts import file_sha256, record_weights, recorded_sha256
-from index.attribution import Attribution
+from index.attribution import Attribution, CueSyntax
 from index.embedding import Embedder, get_embedder, torch_threads
 from index.errors import IndexingError
 from index.settings import BUNDLED_MODEL
+from index.text import wordset
 
 if TYPE_CHECKING:
     from tokenizers import Tokenizer
@@ -372,9 +373,11 @@ def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
     nearest), cues to the nearest source outside those contents; contents sharing a cue form
     one attribution (a two-part quote around "he said"), the quoted ones apart from the rest
     (`split_quoted`); a quotation continuing a speaker's words takes their source
-    (`continue_quotes`)."""
-    cues = [(s.start, s.end) for s in spans if s.kind == "CUE"]
-    sources = [(s.start, s.end) for s in spans if s.kind == "SOURCE"]
+    (`continue_quotes`); sources are then checked against the cue's syntax
+    (`refine_sources`). Tagged sources that name no one ("and", "by") are left out."""
+    cues = [snap_to_words(text, (s.start, s.end)) for s in spans if s.kind == "CUE"]
+    sources = [(s.start, s.end) for s in spans
+               if s.kind == "SOURCE" and not names_no_one(text, (s.start, s.end))]
     groups: dict[Span | None, list[Span]] = {}
     for content in clean_contents(text, [(s.start, s.end) for s in spans
                                          if s.kind == "CONTENT"]):
@@ -389,7 +392,131 @@ def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
         for part in split_quoted(text, contents):
             out.append(Attribution(tuple(sorted(part)), (source,) if source else (),
                                    (cue,) if cue else ()))
-    return continue_quotes(text, sorted(out, key=lambda a: a.content[0]))
+    return refine_sources(text, continue_quotes(text, sorted(out, key=lambda a: a.content[0])))
+
+
+#: Words a tagged source made of nothing else names no one with ("and", "by the").
+_NO_ONE = wordset("""
+and or but by of to the a an on in at for from with as that than this is was are were be been
+has have had not no so if when while because online legal
+""")
+_WORD = re.compile(r"\w+")
+
+
+def names_no_one(text: str, span: Span) -> bool:
+    """A tagged source of function words only, or one letter other than "I" (a cut word):
+    it names no one, so the cue links to the next source (train: +0.1 points speaker)."""
+    start, end = snap_to_words(text, span)
+    words = _WORD.findall(text[start:end])
+    return not words or (len(words) == 1 and len(words[0]) == 1 and words[0] != "I") \
+        or all(w.lower() in _NO_ONE for w in words)
+
+
+def refine_sources(text: str, found: Sequence[Attribution]) -> list[Attribution]:
+    """Each attribution's source checked against its cue's syntax (`CueSyntax`, the
+    rules' grammar), in text order, first rule that applies (train, 240 articles: speaker
+    match 82.3 -> 85.7): a content with neither cue nor source continues the previous
+    attribution's (`orphan_source`); a passive cue takes its "by" agent, a passive without
+    one or "Asked" has no source; a participle (", saying") takes the sentence's subject;
+    a cue with no source takes the one after "according to" or, after "and", the sentence's
+    subject; a cue whose source is in another sentence or after it takes the subject written
+    right before it, else (a source across a full stop) no source."""
+    syntax = CueSyntax.of(text)
+    out: list[Attribution] = []
+    for att in found:
+        source = orphan_source(text, att, out) if not att.cue and not att.source \
+            else syntactic_source(syntax, att)
+        if source is not None:
+            att = Attribution(att.content, source, att.cue)
+        out.append(widen_possessive(text, att))
+    return out
+
+
+_POSSESSIVES = wordset("his her their its our my")
+_PHRASE_END = wordset("""
+is are was were be been has have had will would can could should may might must do does did
+and or but that who which to of in on at for with by from as the a an this these those
+said says say told
+""")
+#: A possessive source widens over at most this many words ("his top aide").
+POSSESSIVE_WORDS = 3
+
+
+def widen_possessive(text: str, att: Attribution) -> Attribution:
+    """A source that is a possessive alone ("his") followed by lower-case words that are
+    not its cue ("his attorney said", "according to their attorneys") is the whole noun
+    phrase, whom resolution then names or describes, not the possessor (the phrase ends at
+    a verb, a function word or a mark, after at most POSSESSIVE_WORDS words)."""
+    if not att.source:
+        return att
+    start, end = att.source[0]
+    if text[start:end].lower() not in _POSSESSIVES:
+        return att
+    limit = min([end + 80, *(cue[0] for cue in att.cue if cue[0] >= end)])
+    if not text[end:limit].strip():
+        return att  # "his promise of ...": the noun after the possessive is the cue
+    stop = end
+    for count, word in enumerate(re.finditer(r"\s*([a-z][\w’'-]*)", text[end:limit])):
+        if word.start() != stop - end or count >= POSSESSIVE_WORDS \
+                or word.group(1) in _PHRASE_END or word.group(1).endswith("ly"):
+            break
+        stop = end + word.end()
+    if stop == end or _contains(att.content, (start, stop)):
+        return att
+    return Attribution(att.content, ((start, stop), *att.source[1:]), att.cue)
+
+
+def orphan_source(text: str, att: Attribution, done: Sequence[Attribution]
+                  ) -> tuple[Span, ...] | None:
+    """A content with no cue and no source, at most two line breaks and CONTINUATION_GAP
+    characters after the last attribution with a source: that source (train: +0.8 points)."""
+    previous = next((p for p in reversed(done) if p.source), None)
+    if previous is None:
+        return None
+    gap = text[previous.content[-1][1]:att.content[0][0]]
+    return previous.source if gap.count("\n") <= 2 and len(gap) < CONTINUATION_GAP else None
+
+
+def _contains(spans: Sequence[Span], span: Span) -> bool:
+    return any(a <= span[0] and span[1] <= b for a, b in spans)
+
+
+def _overlap(a: Span, b: Span) -> bool:
+    return a[0] < b[1] and b[0] < a[1]
+
+
+def syntactic_source(syntax: CueSyntax, att: Attribution) -> tuple[Span, ...] | None:
+    """The source the cue's syntax gives instead of the linked one (None: keep it)."""
+    if not att.cue:
+        return None
+    cue, current = att.cue[0], (att.source[0] if att.source else None)
+
+    def usable(span: Span | None) -> Span | None:
+        """A candidate outside the content that is not the linked source already."""
+        if span is None or _contains(att.content, span) or (
+                current is not None and _overlap(current, span)):
+            return None
+        return span
+    agent = syntax.passive_agent(cue)
+    if agent:  # "were interpreted by some as a threat": the agent may sit in the content
+        return None if current is not None and _overlap(current, agent) else (agent,)
+    if current is not None and syntax.has_no_source(cue):
+        return ()
+    participle = usable(syntax.participle_subject(cue))
+    if participle and (current is None or not (same_sentence(syntax.text, current, cue)
+                                               and current[0] < cue[0])):
+        return (participle,)
+    if current is None:
+        written = usable(syntax.source_after(cue)) or usable(syntax.coordinated_subject(cue))
+        if written:
+            return (written,)
+    subject = usable(syntax.subject_before(cue))
+    if subject and (current is None or not same_sentence(syntax.text, current, cue)
+                    or current[0] >= cue[1]):
+        return (subject,)
+    if current is not None and not same_sentence(syntax.text, current, cue):
+        return ()  # a source across a full stop from its cue (train: right 3 times in 76)
+    return None
 
 
 def continue_quotes(text: str, found: Sequence[Attribution]) -> list[Attribution]:

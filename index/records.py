@@ -144,7 +144,9 @@ class Quote:
 
     Every span is (start, end) into the article body, so `body[start:end]` is verbatim.
     `speaker` is the mention as written ("he", "the defense minister", "" when the text names
-    no source); `speaker_name` the fullest name the article gives for it ("" if unresolved).
+    no source); `speaker_name` the fullest name the article gives for it, or the description
+    as written when the article names no one for it ("voters", "a federal judge"; "" when
+    there is no source).
     `content_spans` may be several (a quote broken by "he said"); `content` is their texts
     joined by " ... ". `kind` is "direct" (inside quotation marks), "indirect", or None when
     the text has no quotation marks to tell (punctuation stripped). `venue` is the outlet or

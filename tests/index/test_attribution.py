@@ -255,10 +255,10 @@ def test_relative_pronoun_goes_through_an_appositive_and_a_contraction() -> None
     assert _resolved(body, "who’d", "the vote came too late") == "Nora Quist"
 
 
-def test_relative_pronoun_after_a_group_names_no_one() -> None:
+def test_relative_pronoun_after_a_group_is_the_group_not_a_person() -> None:
     body = ("Ana Ruiz runs the ferry line. There are many Americans who say the fares are "
             "too high.")
-    assert _resolved(body, "who", "the fares are too high") == ""
+    assert _resolved(body, "who", "the fares are too high") == "Americans"
 
 
 def test_pronoun_takes_the_spokesman_not_his_employer() -> None:
@@ -284,7 +284,8 @@ def test_an_unnamed_aide_keeps_his_pronoun_from_the_last_named_person() -> None:
     pronoun = Attribution(content=((body.index("the hall was"), len(body) - 1),),
                           source=((he, he + 2),))
     quotes = to_quotes(Article(title="t", body=body), [aide, pronoun])
-    assert [q.speaker_name for q in quotes] == ["", ""], "the aide is not Paul Vance"
+    assert [q.speaker_name for q in quotes] == ["A campaign aide", "A campaign aide"], \
+        "the aide is not Paul Vance: the description itself"
 
 
 def test_definite_descriptions_resolve_to_the_person_in_focus() -> None:
@@ -302,7 +303,8 @@ def test_descriptions_of_organisations_and_groups() -> None:
             "note, and the ministry said the talks would go on.")
     assert _resolved(body, "The Varga campaign", "bought airtime") == "Varga campaign"
     assert _resolved(body, "the campaign", "it would buy more") == "Varga campaign"
-    assert _resolved(body, "Voters", "the ads were too long") == ""
+    assert _resolved(body, "Voters", "the ads were too long") == "Voters", \
+        "a group is named as written, never as a person"
     assert _resolved(body, "the ministry", "the talks would go on") == \
         "China’s foreign ministry"
 
@@ -331,3 +333,46 @@ def test_a_headline_quote_in_single_marks_is_direct() -> None:
     att = Attribution(content=((7, end),), source=((0, 5),))
     (quote,) = to_quotes(Article(title="t", body=body), [att])
     assert quote.kind == "direct"
+
+
+def test_a_description_no_name_resolves_is_given_as_written() -> None:
+    body = ("The harbour report came out on Monday. The report said the pier was unsafe. "
+            "One questioner said the fares were too high. Each said the other was wrong.")
+    assert _resolved(body, "The report", "the pier was unsafe") == "The report"
+    assert _resolved(body, "One questioner", "the fares were too high") == "One questioner"
+    assert _resolved(body, "Each", "the other was wrong") == "Each"
+    body = "Two objectors, Ana Ruiz and Paul Vance, said the vote was void."
+    assert _resolved(body, "Two objectors, Ana Ruiz and Paul Vance,", "the vote was void") \
+        == "Ana Ruiz and Paul Vance", "a number word is not a name"
+
+
+def test_they_and_it_take_the_subject_that_agrees_in_number() -> None:
+    body = ("The attendees at the harbour party were unhappy. They booed the mayor. "
+            "The Varga campaign backtracked on Monday. In a statement, it said the fares "
+            "would fall.")
+    assert _resolved(body, "They", "booed the mayor") == "The attendees"
+    assert _resolved(body, "it", "the fares would fall") == "Varga campaign"
+    person = "Paul Vance spoke first. It said the fares would fall."
+    assert _resolved(person, "It", "the fares would fall") == "", "'it' is not a person"
+
+
+def test_possessive_pronouns_resolve_like_their_pronoun() -> None:
+    body = "Paul Vance met the board. His promise of lower fares was welcomed."
+    assert _resolved(body, "His", "lower fares") == "Paul Vance"
+
+
+def test_a_relative_pronoun_takes_its_noun_phrase_with_capitalised_modifiers() -> None:
+    body = ("Ruiz courted the Latino community, which largely supports the plan. Most visas go "
+            "to wealthy Chinese citizens, who see the program as a way in.")
+    assert _resolved(body, "which", "the plan") == "the Latino community"
+    assert _resolved(body, "who", "the program as a way in") == "wealthy Chinese citizens"
+    assert _resolved("The Harbour Party leadership said the vote was void.",
+                     "The Harbour Party leadership", "the vote was void") == \
+        "The Harbour Party leadership", "a name that modifies a noun is not the source"
+
+
+def test_a_common_first_name_outweighs_a_pronoun_nearby() -> None:
+    body = ("Nora Vance toured the pier. Ben Dahl joined her later. She said the fares would "
+            "fall.")
+    assert _resolved(body, "She", "the fares would fall") == "Nora Vance", \
+        "the 'her' after Ben Dahl's name is not his"

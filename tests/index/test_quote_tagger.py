@@ -229,3 +229,112 @@ def test_a_quotation_without_a_cue_of_its_own_continues_the_previous_speaker() -
     assert _text_of(text, found[second].source) == "Ruiz", \
         "not Dahl, whose cue starts a sentence of its own"
     assert _text_of(text, found[(text.index("that the"), len(text) - 1)].source) == "Dahl"
+
+
+def _tagged(text: str, *parts: tuple[str, str]) -> list[TaggedSpan]:
+    """TaggedSpans for (kind, phrase) pairs, each phrase at its first occurrence."""
+    return [TaggedSpan(kind, text.index(phrase), text.index(phrase) + len(phrase))
+            for kind, phrase in parts]
+
+
+def _source_of(text: str, *parts: tuple[str, str]) -> str:
+    """The source `link` gives the one attribution of hand-tagged spans."""
+    (found,) = link(text, _tagged(text, *parts))
+    return _text_of(text, found.source)
+
+
+def test_a_passive_cue_takes_its_agent_after_by() -> None:
+    text = "Ana Ruiz spoke first. The fare rise was criticised by local fishermen for weeks."
+    assert _source_of(text, ("SOURCE", "Ana Ruiz"), ("CUE", "was criticised"),
+                      ("CONTENT", "The fare rise")) == "local fishermen"
+    inside = "Her remarks were interpreted by some as a threat."
+    assert _source_of(inside, ("CUE", "were interpreted"),
+                      ("CONTENT", "by some as a threat")) == "some", \
+        "the agent may sit inside the content"
+    split = "The vote was called by the harbour board."
+    assert _source_of(split, ("CUE", "called"), ("CONTENT", "The vote")) == \
+        "the harbour board", "the 'was' before the tagged cue makes it passive"
+    tagged = "The plan was rejected by most voters."
+    assert _source_of(tagged, ("SOURCE", "most voters"), ("CUE", "was rejected"),
+                      ("CONTENT", "The plan")) == "most voters", \
+        "a tagged agent is kept, not dropped as an agentless passive"
+
+
+def test_a_passive_without_an_agent_and_a_leading_asked_have_no_source() -> None:
+    text = "Paul Vance was announced the winner on Monday."
+    assert _source_of(text, ("SOURCE", "Paul Vance"), ("CUE", "was announced"),
+                      ("CONTENT", "the winner")) == ""
+    asked = "Asked about the fares, Ruiz said nothing."
+    assert _source_of(asked, ("SOURCE", "Ruiz"), ("CUE", "Asked about"),
+                      ("CONTENT", "the fares")) == "", "the asker is not named"
+    when = "Ruiz smiled when asked about the fares."
+    assert _source_of(when, ("SOURCE", "Ruiz"), ("CUE", "asked about"),
+                      ("CONTENT", "the fares")) == ""
+    convinced = "Ruiz was convinced that the fares would fall."
+    assert _source_of(convinced, ("SOURCE", "Ruiz"), ("CUE", "was convinced"),
+                      ("CONTENT", "that the fares would fall")) == "Ruiz", \
+        "an inner state's holder is its source"
+
+
+def test_a_participle_cue_takes_its_sentence_subject() -> None:
+    text = "The mayor left early. Dahl closed the meeting, saying the ferries would run."
+    assert _source_of(text, ("SOURCE", "The mayor"), ("CUE", "saying"),
+                      ("CONTENT", "the ferries would run")) == "Dahl"
+
+
+def test_a_source_in_another_sentence_gives_way_to_the_subject_before_the_cue() -> None:
+    text = "Nora Quist spoke first. The company balked at the price."
+    assert _source_of(text, ("SOURCE", "Nora Quist"), ("CUE", "balked at"),
+                      ("CONTENT", "the price")) == "The company"
+    alone = "Nora Quist left early. The fares would fall, according to a leaked memo."
+    assert _source_of(alone, ("SOURCE", "Nora Quist"), ("CUE", "according to"),
+                      ("CONTENT", "The fares would fall")) == "", \
+        "a source across a full stop from its cue, with none before the cue, is dropped"
+    same = "Nora Quist said the company balked."
+    assert _source_of(same, ("SOURCE", "Nora Quist"), ("CUE", "said"),
+                      ("CONTENT", "the company balked")) == "Nora Quist", \
+        "a source in the cue's own sentence is kept"
+
+
+def test_a_tagged_source_of_function_words_names_no_one() -> None:
+    text = "Ruiz met the board and said the fares would fall."
+    spans = _tagged(text, ("SOURCE", "Ruiz"), ("CUE", "said"),
+                    ("CONTENT", "the fares would fall"))
+    spans.append(TaggedSpan("SOURCE", text.index(" and ") + 1, text.index(" and ") + 4))
+    (found,) = link(text, spans)
+    assert _text_of(text, found.source) == "Ruiz", "not the nearer 'and'"
+
+
+def test_a_content_with_neither_cue_nor_source_continues_the_previous_speaker() -> None:
+    filler = "The ferry left at noon with forty passengers aboard and a crew of six. " * 2
+    text = f"Ruiz said the fares would fall.\n\n{filler}Ferries will run all winter."
+    spans = _tagged(text, ("SOURCE", "Ruiz"), ("CUE", "said"),
+                    ("CONTENT", "the fares would fall"), ("CONTENT", "Ferries will run"))
+    found = link(text, spans)
+    assert [_text_of(text, a.source) for a in found] == ["Ruiz", "Ruiz"]
+    far = f"Ruiz said the fares would fall.\n\n{filler * 3}Ferries will run all winter."
+    found = link(far, _tagged(far, ("SOURCE", "Ruiz"), ("CUE", "said"),
+                              ("CONTENT", "the fares would fall"),
+                              ("CONTENT", "Ferries will run")))
+    assert [_text_of(far, a.source) for a in found] == ["Ruiz", ""], "too far to continue"
+
+
+def test_a_possessive_source_widens_to_its_noun_phrase_unless_the_noun_is_the_cue() -> None:
+    text = "The port closed. His attorney said the case was weak."
+    assert _source_of(text, ("SOURCE", "His"), ("CUE", "said"),
+                      ("CONTENT", "the case was weak")) == "His attorney"
+    after = "The case was weak, according to their attorneys."
+    assert _source_of(after, ("SOURCE", "their"), ("CUE", "according to"),
+                      ("CONTENT", "The case was weak")) == "their attorneys"
+    nominal = "Vance repeated his promise of lower fares."
+    assert _source_of(nominal, ("SOURCE", "his"), ("CUE", "promise of"),
+                      ("CONTENT", "lower fares")) == "his", "the noun is the cue itself"
+
+
+def test_a_cue_without_a_source_takes_the_one_after_according_to_or_before_and() -> None:
+    text = "The fares will fall next year, according to the harbour board."
+    assert _source_of(text, ("CUE", "according to"),
+                      ("CONTENT", "The fares will fall next year")) == "the harbour board"
+    coordinated = "Dahl toured the pier on Monday and called the fares too high."
+    assert _source_of(coordinated, ("CUE", "called"),
+                      ("CONTENT", "the fares too high")) == "Dahl"
