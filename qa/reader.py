@@ -2,7 +2,8 @@
 
 The bundled all-MiniLM-L6-v2 reads "[CLS] question [SEP] span [SEP]"; a LoRA adapter (peft, on
 query/value), a linear head over the mean-pooled tokens (which span answers) and a token-level
-start/end head over the span's word pieces (the short answer inside it) turn it into a reader.
+start/end head over the span's word pieces (the short answer inside it; of the head's best
+pairs, the best that fits the question's answer type) turn it into a reader.
 A small logistic calibrator over the reader's scores and the question's coverage gives the
 probability that the best span answers, and the refusal threshold. Only the adapter, the heads
 and the calibrator are newsqa's own weights (qa/weights/reader/, loaded by path, sha256
@@ -25,8 +26,10 @@ import numpy as np
 from index.artifacts import file_sha256, record_weights, recorded_sha256
 from index.embedding import model_path, torch_threads
 from index.settings import BUNDLED_MODEL
+from index.text import ANSWER_STOPWORDS, stem, wordset
 from qa.errors import QAError
-from qa.text import content_stems, words
+from qa.question import QuestionInfo
+from qa.text import QUESTION_WORDS, Word, content_stems, words
 
 WEIGHTS_DIR = Path(__file__).parent / "weights" / "reader"
 WEIGHTS_FILE = "reader.pt"
@@ -36,6 +39,22 @@ MAX_CANDIDATES = 16
 MAX_LENGTH = 128
 #: The longest short answer the head may pick, in word pieces (before widening to words).
 MAX_ANSWER_PIECES = 12
+#: How many of the head's best answers per span the typed decoding considers (held-out
+#: training weeks: 5 and 20 gave the same figures; docs/reader.md).
+TOP_PAIRS = 5
+#: A one-word name the head cut short ("Chris") is completed to at most this many words.
+MAX_NAME_WORDS = 4
+#: Answer types whose short answer is a name (capitalised words; the span text is cased).
+NAME_TYPES = frozenset({"person", "name", "place"})
+NUMBER_WORDS = wordset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+    "ninety hundred hundreds thousand thousands million millions billion billions trillion "
+    "dozen dozens half")
+CALENDAR_WORDS = wordset(
+    "january february march april may june july august september october november december "
+    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
+    "saturday sunday spring summer autumn winter century decade")
 LORA_TARGETS = ("query", "value")
 #: The calibrator's features, in order (see `confidence_features`).
 FEATURES = ("top_score", "margin", "top_probability", "answer_score", "top_coverage",
@@ -49,12 +68,16 @@ class ReaderWeightsError(QAError):
 
 @dataclass(frozen=True)
 class SpanReading:
-    """The reader's view of one candidate span."""
+    """The reader's view of one candidate span: its relevance logit, the short answer's
+    offsets in the span (None, None without one), `answer_score` = the head's best start +
+    end logit in the span (a calibrator feature, whichever answer the typed decoding keeps)
+    and `answer_fits` = the short answer fits the question's answer type."""
 
     score: float
     answer_start: int | None
     answer_end: int | None
     answer_score: float = 0.0
+    answer_fits: bool = False
 
     @property
     def has_answer(self) -> bool:
@@ -206,26 +229,38 @@ def pair_logits(tokenizer: Any, encoder: Any, head: Any, question: str, spans: S
     return span_logits(head, encode_pairs(tokenizer, encoder, question, spans, max_length))
 
 
+def answer_pairs(start: np.ndarray, end: np.ndarray, inside: np.ndarray, offsets: np.ndarray,
+                 span: str, max_pieces: int = MAX_ANSWER_PIECES, limit: int = TOP_PAIRS
+                 ) -> list[tuple[int, int, float]]:
+    """The head's best `limit` distinct answers (start <= end, at most `max_pieces` pieces
+    apart) as char offsets into `span` widened to whole words, with their start + end
+    logits, best first; empty when no piece is valid."""
+    firsts, lengths = [], []
+    for length in range(min(max_pieces, len(start))):
+        valid = np.flatnonzero(inside[:len(start) - length] & inside[length:])
+        firsts.append(valid)
+        lengths.append(np.full(len(valid), length))
+    if not firsts:
+        return []
+    first, length = np.concatenate(firsts), np.concatenate(lengths)
+    totals = start[first] + end[first + length]
+    found: dict[tuple[int, int], float] = {}
+    for pick in np.lexsort((first, length, -totals)):  # best first; ties: shorter, earlier
+        a, b = int(first[pick]), int(first[pick] + length[pick])
+        found.setdefault(widen_to_words(span, int(offsets[a][0]), int(offsets[b][1])),
+                         float(totals[pick]))
+        if len(found) >= limit:
+            break
+    return [(a, b, score) for (a, b), score in found.items()]
+
+
 def decode_answer(start: np.ndarray, end: np.ndarray, inside: np.ndarray, offsets: np.ndarray,
                   span: str, max_pieces: int = MAX_ANSWER_PIECES
                   ) -> tuple[int, int, float] | None:
     """The best (start <= end, at most `max_pieces` pieces) answer as char offsets into
     `span`, widened to whole words, with its start + end logit; None when no piece is valid."""
-    best: tuple[float, int, int] | None = None
-    for length in range(min(max_pieces, len(start))):
-        last = len(start) - length
-        valid = inside[:last] & inside[length:]
-        if not valid.any():
-            continue
-        totals = np.where(valid, start[:last] + end[length:], -np.inf)
-        first = int(totals.argmax())
-        if best is None or totals[first] > best[0]:
-            best = (float(totals[first]), first, first + length)
-    if best is None:
-        return None
-    score, first, final = best
-    char_start, char_end = widen_to_words(span, int(offsets[first][0]), int(offsets[final][1]))
-    return char_start, char_end, score
+    pairs = answer_pairs(start, end, inside, offsets, span, max_pieces, limit=1)
+    return pairs[0] if pairs else None
 
 
 def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
@@ -236,10 +271,111 @@ def widen_to_words(text: str, start: int, end: int) -> tuple[int, int]:
     return start, end
 
 
+# --- typed decoding ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AnswerFrame:
+    """What a question's short answer should look like: its answer type ("number", "time",
+    "person", ... from `qa.question`) and the question's own content stems."""
+
+    qtype: str
+    stems: frozenset[str]
+
+    @classmethod
+    def of(cls, question: str) -> AnswerFrame:
+        info = QuestionInfo.parse(question)
+        return cls(info.qtype, frozenset(info.stems))
+
+
+def _content_words(text: str) -> list[Word]:
+    return [w for w in words(text)
+            if w.lower not in ANSWER_STOPWORDS and w.lower not in QUESTION_WORDS]
+
+
+def plausible_answer(text: str, frame: AnswerFrame) -> bool:
+    """Not only question or stop words, and not only the question's own words (an answer
+    that echoes the question is wrong by construction)."""
+    content = _content_words(text)
+    return bool(content) and not all(stem(w.lower) in frame.stems for w in content)
+
+
+def fits_type(text: str, frame: AnswerFrame) -> bool:
+    """A plausible answer of the question's type: a number (digits or a number word) for
+    how many / how much, a date word or digits for when, a capitalised word for a name."""
+    if not plausible_answer(text, frame):
+        return False
+    if frame.qtype == "number":
+        return any(_has_digit(w) or w.lower in NUMBER_WORDS for w in words(text))
+    if frame.qtype == "time":
+        return any(_has_digit(w) or w.lower in CALENDAR_WORDS for w in words(text))
+    if frame.qtype in NAME_TYPES:
+        return any(w.capitalised for w in _content_words(text))
+    return True
+
+
+def _has_digit(word: Word) -> bool:
+    return any(ch.isdigit() for ch in word.text)
+
+
+def choose_answer(span: str, pairs: Sequence[tuple[int, int, float]], frame: AnswerFrame
+                  ) -> tuple[int, int, bool] | None:
+    """The best-scoring pair that fits the type, else the best plausible one (with False),
+    else None; a name is completed (`complete_name`)."""
+    fitting = [(a, b, True) for a, b, _ in pairs if fits_type(span[a:b], frame)]
+    plausible = [(a, b, False) for a, b, _ in pairs if plausible_answer(span[a:b], frame)]
+    chosen = (fitting or plausible or [None])[0]
+    if chosen is None or frame.qtype not in NAME_TYPES:
+        return chosen
+    return (*complete_name(span, chosen[0], chosen[1], frame), chosen[2])
+
+
+def complete_name(span: str, start: int, end: int, frame: AnswerFrame) -> tuple[int, int]:
+    """A one-word name the head cut short ("Chris" of "Chris Pratt") widened over the
+    capitalised words right beside it (never a question word or a sentence's first word, at
+    most MAX_NAME_WORDS); a trailing possessive 's is dropped."""
+    found = words(span)
+    inside = [n for n, w in enumerate(found) if w.start < end and w.end > start]
+    if len(inside) == 1 and found[inside[0]].capitalised:
+        first = last = inside[0]
+        while (last - first + 1 < MAX_NAME_WORDS and not _possessive(found[last])
+               and _joins(span, found, last, last + 1, found[last + 1:last + 2], frame)):
+            last += 1
+        while (last - first + 1 < MAX_NAME_WORDS and first > 0
+               and _joins(span, found, first - 1, first, found[first - 1:first], frame)
+               and not _sentence_initial(span, found[first - 1])):
+            first -= 1
+        start, end = found[first].start, found[last].end
+    if span[start:end].endswith(("'s", "’s")) and end - start > 2:
+        end -= 2
+    return start, end
+
+
+def _joins(span: str, found: Sequence[Word], left: int, right: int, added: Sequence[Word],
+           frame: AnswerFrame) -> bool:
+    """Words `left` and `right` are one space apart and the word `added` (one, or none past
+    either end) is a name word that is not one of the question's."""
+    if not added or span[found[left].end:found[right].start] != " ":
+        return False
+    word = added[0]
+    return (word.capitalised and word.lower not in ANSWER_STOPWORDS
+            and stem(word.lower) not in frame.stems)
+
+
+def _possessive(word: Word) -> bool:
+    return word.text.endswith(("'s", "’s"))
+
+
+def _sentence_initial(span: str, word: Word) -> bool:
+    before = span[:word.start].rstrip()
+    return not before or before[-1] in ".!?:;\"“”"
+
+
 def read_pairs(model: tuple[Any, Any, Any, Any], question: str, spans: Sequence[str],
-               max_length: int = MAX_LENGTH) -> list[SpanReading]:
+               max_length: int = MAX_LENGTH, *, typed: bool = True) -> list[SpanReading]:
     """(tokenizer, encoder, span head, answer head or None) -> a reading per span, in one
-    encoder pass; call it under torch.inference_mode()."""
+    encoder pass; call it under torch.inference_mode(). `typed`: the short answer is the best
+    of the head's TOP_PAIRS that fits the question (`choose_answer`), else the head's best."""
     tokenizer, encoder, head, answer_head = model
     encoded = encode_pairs(tokenizer, encoder, question, spans, max_length)
     scores = span_logits(head, encoded).float().numpy()
@@ -247,14 +383,28 @@ def read_pairs(model: tuple[Any, Any, Any, Any], question: str, spans: Sequence[
         return [SpanReading(float(s), None, None) for s in scores]
     start, end = (t.float().numpy() for t in answer_logits(answer_head, encoded))
     inside = encoded.span_tokens.numpy()
+    frame = AnswerFrame.of(question) if typed else None
     readings = []
     for row, span in enumerate(spans):
-        found = decode_answer(start[row], end[row], inside[row], encoded.offsets[row], span)
-        if found is None:
-            readings.append(SpanReading(float(scores[row]), None, None))
-        else:
-            readings.append(SpanReading(float(scores[row]), found[0], found[1], found[2]))
+        pairs = answer_pairs(start[row], end[row], inside[row], encoded.offsets[row], span,
+                             limit=TOP_PAIRS if typed else 1)
+        readings.append(span_reading(float(scores[row]), span, pairs, frame))
     return readings
+
+
+def span_reading(score: float, span: str, pairs: Sequence[tuple[int, int, float]],
+                 frame: AnswerFrame | None) -> SpanReading:
+    """A span's reading from its score and the head's best pairs: typed by `frame`, or the
+    head's best pair when `frame` is None."""
+    if not pairs:
+        return SpanReading(score, None, None)
+    best = pairs[0][2]
+    if frame is None:
+        return SpanReading(score, pairs[0][0], pairs[0][1], best)
+    chosen = choose_answer(span, pairs, frame)
+    if chosen is None:
+        return SpanReading(score, None, None, best)
+    return SpanReading(score, chosen[0], chosen[1], best, chosen[2])
 
 
 # --- confidence ----------------------------------------------------------------------------
@@ -320,15 +470,17 @@ class _Loaded:
 
 
 class Reader:
-    """Reads candidate spans for a question; weights load lazily, once, by path."""
+    """Reads candidate spans for a question; weights load lazily, once, by path.
+    `typed_answers`: short answers by typed decoding (`read_pairs`); off = the head's best."""
 
     def __init__(self, folder: Path = WEIGHTS_DIR, *, model: str = BUNDLED_MODEL,
-                 max_candidates: int = MAX_CANDIDATES) -> None:
+                 max_candidates: int = MAX_CANDIDATES, typed_answers: bool = True) -> None:
         if max_candidates < 1:
             raise ReaderWeightsError("max_candidates must be at least 1")
         self.folder = Path(folder)
         self.model = model
         self.max_candidates = max_candidates
+        self.typed_answers = typed_answers
         self._loaded: _Loaded | None = None
         self._metadata: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -428,7 +580,8 @@ class Reader:
         loaded = self._load()
         model = (loaded.tokenizer, loaded.encoder, loaded.head, loaded.answer_head)
         with torch_threads(1), torch.inference_mode():
-            return read_pairs(model, question, spans, loaded.config.max_length)
+            return read_pairs(model, question, spans, loaded.config.max_length,
+                              typed=self.typed_answers)
 
     def confidence(self, question: str, spans: Sequence[str],
                    readings: Sequence[SpanReading]) -> float:

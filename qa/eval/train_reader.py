@@ -11,7 +11,8 @@ located) together; the frozen variant learns span selection only. Variants compa
 held-out weeks (hit@1 of an answering span among the candidates): LoRA adapter + heads, frozen
 encoder + head, and today's extractive scorer on the same spans. The chosen reader's confidence
 is calibrated on the held-out answerable cases and their unanswerable variants (the same mining
-with every article containing the answer removed).
+with every article containing the answer removed). `python -m qa.eval.train_reader --held-out`
+measures the committed weights on the held-out weeks without training (`evaluate_reader`).
 """
 
 from __future__ import annotations
@@ -411,8 +412,9 @@ def _short_answer(candidate: Candidate, reading: SpanReading) -> str:
 def reader_figures(examples: Sequence[Example], readings: Sequence[Sequence[SpanReading]]
                    ) -> dict[str, float]:
     """hit@1 of the top span; SQuAD EM / token F1 of its short answer against the gold answer
-    (0 without one); the same EM / F1 on the best-scored positive candidate ('given the span')."""
-    hits, em, f1, given_em, given_f1 = [], [], [], [], []
+    (0 without one) and its support (it holds the normalised answer); the same EM / F1 on the
+    best-scored positive candidate ('given the span')."""
+    hits, em, f1, support, given_em, given_f1 = [], [], [], [], [], []
     for example, reading in zip(examples, readings, strict=True):
         top = _top(reading)
         gold = example.question.answer
@@ -420,13 +422,42 @@ def reader_figures(examples: Sequence[Example], readings: Sequence[Sequence[Span
         hits.append(float(example.candidates[top].positive))
         em.append(squad_em(predicted, gold) if predicted else 0.0)
         f1.append(squad_f1(predicted, gold) if predicted else 0.0)
+        support.append(float(bool(predicted) and contains_answer(gold, predicted)))
         positives = [i for i, c in enumerate(example.candidates) if c.positive]
         best = max(positives, key=lambda i: reading[i].score)
         given = _short_answer(example.candidates[best], reading[best])
         given_em.append(squad_em(given, gold) if given else 0.0)
         given_f1.append(squad_f1(given, gold) if given else 0.0)
     return {"hit_at_1": _mean(hits), "short_em": _mean(em), "short_f1": _mean(f1),
+            "short_support": _mean(support),
             "short_em_given_span": _mean(given_em), "short_f1_given_span": _mean(given_f1)}
+
+
+def held_out_examples(docs: dict[str, CorpusDoc], questions: Sequence[EvalQuestion],
+                      limit: int | None = None, progress: Progress = None) -> list[Example]:
+    """The HELD_OUT_WEEKS' mined examples, exactly as `train_reader` mines them (of the first
+    `limit` held-out questions when given)."""
+    held_q = [q for q in questions if q.week in set(HELD_OUT_WEEKS)][:limit]
+    return split(build_examples(docs, held_q, CANDIDATES, progress))[1]
+
+
+def evaluate_reader(train_dir: Path = DEFAULT_TRAIN_DIR, folder: Path = WEIGHTS_DIR, *,
+                    limit: int | None = None, progress: Progress = None
+                    ) -> dict[str, dict[str, float]]:
+    """The committed weights under `folder` on the held-out weeks, no training: the figures
+    of `reader_figures` with the typed decoding ("typed") and with the head's best pair
+    ("head_best"). `python -m qa.eval.train_reader --held-out`."""
+    from qa.reader import Reader
+
+    docs, questions, _ = load_training_data(train_dir)
+    held = held_out_examples(docs, questions, limit, progress)
+    figures = {}
+    for label, typed in (("head_best", False), ("typed", True)):
+        reader = Reader(folder, typed_answers=typed)
+        readings = [reader.read(e.question.query, [c.text for c in e.candidates])
+                    for e in held]
+        figures[label] = {**reader_figures(held, readings), "questions": float(len(held))}
+    return figures
 
 
 def _mean(values: Sequence[float]) -> float:
@@ -694,3 +725,26 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
     sha = save_weights(Path(out), chosen.encoder, chosen.head, chosen.config, metadata,
                        chosen.answer_head)
     return {**metadata, "weights_sha256": sha}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m qa.eval.train_reader --held-out [--train-dir DIR]`: the committed weights'
+    held-out figures as JSON (typed decoding and head's best pair), no training."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m qa.eval.train_reader")
+    parser.add_argument("--held-out", action="store_true", required=True,
+                        help="evaluate the committed weights on the held-out weeks")
+    parser.add_argument("--train-dir", type=Path, default=DEFAULT_TRAIN_DIR)
+    parser.add_argument("--weights", type=Path, default=WEIGHTS_DIR)
+    args = parser.parse_args(argv)
+    from index.settings import apply_offline_env
+
+    apply_offline_env()
+    print(json.dumps(evaluate_reader(args.train_dir, args.weights), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -21,15 +21,21 @@ from qa.reader import (
     SHA_FILE,
     WEIGHTS_DIR,
     WEIGHTS_FILE,
+    AnswerFrame,
     Calibrator,
     Reader,
     ReaderConfig,
     ReaderWeightsError,
     SpanReading,
+    answer_pairs,
     build_encoder,
+    choose_answer,
+    complete_name,
     decode_answer,
     file_sha256,
+    fits_type,
     pair_logits,
+    span_reading,
     widen_to_words,
 )
 from qa.text import words
@@ -192,6 +198,112 @@ def test_widening_never_cuts_a_word() -> None:
     text = "The Buffalo Bills won."
     assert widen_to_words(text, 6, 13) == (4, 17)
     assert text[slice(*widen_to_words(text, 4, 17))] == "Buffalo Bills"
+
+
+# --- typed decoding ------------------------------------------------------------------------
+
+
+def _word_pieces(span: str) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, inside) of a fake encoding: a [CLS] piece, then one piece per word."""
+    offsets = np.array([[0, 0]] + [[w.start, w.end] for w in words(span)])
+    return offsets, np.array([False] + [True] * (len(offsets) - 1))
+
+
+def _logits(size: int, starts: dict[int, float], ends: dict[int, float]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    start, end = np.full(size, -10.0), np.full(size, -10.0)
+    for piece, value in starts.items():
+        start[piece] = value
+    for piece, value in ends.items():
+        end[piece] = value
+    return start, end
+
+
+def test_a_stop_word_pair_loses_to_the_next_best_name_for_who() -> None:
+    span = "He said that Maria Rossi won."
+    offsets, inside = _word_pieces(span)
+    # pieces: 1 He, 2 said, 3 that, 4 Maria, 5 Rossi, 6 won
+    start, end = _logits(len(offsets), {2: 5.0, 4: 6.0}, {3: 5.0, 5: 1.0})
+    pairs = answer_pairs(start, end, inside, offsets, span)
+    assert [span[a:b] for a, b, _ in pairs[:2]] == ["said that", "Maria Rossi"]
+    assert span[slice(*decode_answer(start, end, inside, offsets, span)[:2])] == "said that"
+    reading = span_reading(1.5, span, pairs, AnswerFrame.of("Who won?"))
+    assert span[reading.answer_start:reading.answer_end] == "Maria Rossi"
+    assert reading.answer_fits
+    assert reading.answer_score == pytest.approx(10.0)  # the head's best: the calibrator's
+    untyped = span_reading(1.5, span, pairs, None)
+    assert span[untyped.answer_start:untyped.answer_end] == "said that"
+
+
+def _chosen(span: str, ranked: list[str], question: str) -> str:
+    """The typed choice among `ranked` answers (best first, each a substring of `span`)."""
+    pairs = [(span.index(t), span.index(t) + len(t), 10.0 - n) for n, t in enumerate(ranked)]
+    chosen = choose_answer(span, pairs, AnswerFrame.of(question))
+    return "" if chosen is None else span[chosen[0]:chosen[1]]
+
+
+def test_the_answer_type_picks_a_number_a_date_or_a_name() -> None:
+    span = "The union said 400 nurses walked out on Monday in Oakland."
+    ranked = ["The union", "400 nurses", "Monday", "Oakland"]
+    assert _chosen(span, ranked, "How many nurses walked out?") == "400 nurses"
+    assert _chosen(span, ["The union", "Monday", "400 nurses"],
+                   "When did the nurses walk out?") == "Monday"
+    assert _chosen(span, ["walked out", "Oakland"], "Where did the strike start?") == "Oakland"
+    assert _chosen(span, ranked, "What happened next?") == "The union"  # no type: the best
+
+
+def test_an_answer_that_echoes_the_question_is_never_chosen() -> None:
+    span = "The Nobel Prize went to Maria Rossi on Monday."
+    assert _chosen(span, ["Nobel Prize", "Maria Rossi"], "Who won the Nobel Prize?") \
+        == "Maria Rossi"
+    frame = AnswerFrame.of("Who won the Nobel Prize?")
+    assert not fits_type("Nobel Prize", frame) and not fits_type("the", frame)
+    assert fits_type("Maria Rossi", frame) and not fits_type("went to", frame)
+    # nothing plausible among the head's pairs: no short answer at all, rather than an echo
+    assert _chosen(span, ["Nobel Prize", "The"], "Who won the Nobel Prize?") == ""
+    pairs = [(4, 15, 7.0)]
+    reading = span_reading(0.5, span, pairs, frame)
+    assert not reading.has_answer and reading.answer_score == pytest.approx(7.0)
+
+
+def test_without_a_fitting_pair_the_best_plausible_one_is_kept() -> None:
+    span = "Officials said the strike would end soon."
+    assert _chosen(span, ["Officials", "the strike"], "How many nurses joined?") == "Officials"
+    pairs = [(0, 9, 3.0)]
+    reading = span_reading(0.0, span, pairs, AnswerFrame.of("How many nurses joined?"))
+    assert reading.has_answer and not reading.answer_fits
+
+
+def test_a_one_word_name_cut_short_is_completed_over_its_capitalised_neighbours() -> None:
+    frame = AnswerFrame.of("Which actor voices Mario in the new film?")
+    span = "The film stars Chris Pratt as Mario. Jack Black plays Bowser."
+    chris = span.index("Chris")
+    assert span[slice(*complete_name(span, chris, chris + 5, frame))] == "Chris Pratt"
+    # never over a question word ("Mario"), never over a sentence's first word ("Jack")
+    black = span.index("Black")
+    assert span[slice(*complete_name(span, black, black + 5, frame))] == "Black"
+    assert _chosen(span, ["Pratt"], "Which actor voices Mario in the new film?") \
+        == "Chris Pratt"
+    taiwan = "A quake hit Taiwan's east coast."
+    start = taiwan.index("Taiwan")
+    assert taiwan[slice(*complete_name(taiwan, start, start + 8, frame))] == "Taiwan"
+    long_name = "They met Ana Maria Luisa Sofia Perez there."
+    ana = long_name.index("Luisa")
+    completed = long_name[slice(*complete_name(long_name, ana, ana + 5, frame))]
+    assert len(completed.split()) == 4 and "Luisa" in completed
+
+
+@pytest.mark.skipif(not TRAIN_DIR.is_dir(), reason="the RealTime QA training set is absent")
+def test_the_committed_weights_are_measured_on_held_out_weeks_without_training() -> None:
+    from qa.eval.train_reader import evaluate_reader
+
+    figures = evaluate_reader(TRAIN_DIR, limit=4)
+    assert set(figures) == {"head_best", "typed"}
+    head, typed = figures["head_best"], figures["typed"]
+    assert 1 <= head["questions"] == typed["questions"] <= 4
+    assert head["hit_at_1"] == typed["hit_at_1"]  # decoding never changes the span ranking
+    for values in figures.values():
+        assert all(0.0 <= values[k] <= 1.0 for k in ("short_em", "short_f1", "short_support"))
 
 
 def _strip_answer_head(tmp_path: Path) -> Path:
