@@ -25,6 +25,14 @@ def wordset(text: str) -> frozenset[str]:
     return frozenset(text.split())
 
 
+#: Numbers written as words (lower case), for answers to "how many" and number features.
+NUMBER_WORDS = wordset(
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
+    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
+    "ninety hundred hundreds thousand thousands million millions billion billions trillion "
+    "dozen dozens half")
+
+
 ANSWER_STOPWORDS = wordset("""
 a about above after again against all also am an and any are aren as at be because been before
 being below between both but by can could did didn do does doesn doing don down during each few

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from index.dates import CALENDAR_WORDS
 from index.records import ArticleMeta, Chunk
-from index.text import ANSWER_STOPWORDS, wordset
+from index.text import ANSWER_STOPWORDS, NUMBER_WORDS, wordset
 from qa.citations import article_heading, check_answer
 from qa.gate import Coverage, RefusalBars, judge_coverage, refusal
 from qa.markers import format_marker
@@ -53,14 +54,9 @@ envoy commander premier head director judge representative congressman congressw
 """)
 _FIRST_PERSON = wordset("i we our my me us ours")
 _THIRD_PERSON = wordset("him he she her they them his this")
-_NUMBER_WORDS = wordset("""
-one two three four five six seven eight nine ten eleven twelve twenty thirty forty fifty hundred
-hundreds thousand thousands million millions billion billions trillion dozen dozens percent half
-""")
-_TIME_WORDS = wordset("""
-monday tuesday wednesday thursday friday saturday sunday january february march april may june
-july august september october november december week month year today yesterday tomorrow
-morning evening night ago last next earlier later
+_NUMBER_WORDS = NUMBER_WORDS | wordset("percent")
+_TIME_WORDS = CALENDAR_WORDS | wordset("""
+week month year today yesterday tomorrow morning evening night ago last next earlier later
 """)
 
 #: Weights of the span score (tuned on the seed questions, checked on the eval subset).

@@ -32,7 +32,7 @@ _SAY_PATTERNS = (
                r"(?:\s+(?:on|about|to|regarding|over))?\s*(?P<topic>.*?)[\s?.!]*$",
                re.IGNORECASE),
 )
-#: Question openings and the answer type they ask for, first match wins.
+#: Question words and the answer type they ask for (see `_answer_type`).
 _ANSWER_TYPES = (("how many", "number"), ("how much", "number"), ("who", "person"),
                  ("whom", "person"), ("whose", "person"), ("where", "place"), ("when", "time"),
                  ("what year", "time"), ("which", "name"), ("what", "other"))
@@ -64,11 +64,12 @@ def clean_question(question: Any) -> str:
 
 
 def _answer_type(lower: str) -> str:
-    """The answer type a lower-cased question asks for ("person", "place", ... or "other")."""
-    for prefix, kind in _ANSWER_TYPES:
-        if re.search(rf"\b{prefix}\b", lower):
-            return kind
-    return "other"
+    """The answer type a lower-cased question asks for ("person", "place", ... or "other"):
+    that of its first question word ("which actress ... when she became" asks for a name),
+    the longer opening winning at the same place ("what year" over "what")."""
+    found = [(match.start(), order, kind) for order, (prefix, kind) in enumerate(_ANSWER_TYPES)
+             if (match := re.search(rf"\b{prefix}\b", lower))]
+    return min(found)[2] if found else "other"
 
 
 @dataclass(frozen=True)

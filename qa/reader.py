@@ -24,9 +24,10 @@ from typing import Any
 import numpy as np
 
 from index.artifacts import file_sha256, record_weights, recorded_sha256
+from index.dates import CALENDAR_WORDS as DAY_AND_MONTH_WORDS
 from index.embedding import model_path, torch_threads
 from index.settings import BUNDLED_MODEL
-from index.text import ANSWER_STOPWORDS, stem, wordset
+from index.text import ANSWER_STOPWORDS, NUMBER_WORDS, stem, wordset
 from qa.errors import QAError
 from qa.question import QuestionInfo
 from qa.text import QUESTION_WORDS, Word, content_stems, words
@@ -46,15 +47,8 @@ TOP_PAIRS = 5
 MAX_NAME_WORDS = 4
 #: Answer types whose short answer is a name (capitalised words; the span text is cased).
 NAME_TYPES = frozenset({"person", "name", "place"})
-NUMBER_WORDS = wordset(
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen "
-    "fifteen sixteen seventeen eighteen nineteen twenty thirty forty fifty sixty seventy eighty "
-    "ninety hundred hundreds thousand thousands million millions billion billions trillion "
-    "dozen dozens half")
-CALENDAR_WORDS = wordset(
-    "january february march april may june july august september october november december "
-    "jan feb mar apr jun jul aug sep sept oct nov dec monday tuesday wednesday thursday friday "
-    "saturday sunday spring summer autumn winter century decade")
+#: What a "when" answer may name besides digits: a day, a month, a season, a period.
+CALENDAR_WORDS = DAY_AND_MONTH_WORDS | wordset("spring summer autumn winter century decade")
 LORA_TARGETS = ("query", "value")
 #: The calibrator's features, in order (see `confidence_features`).
 FEATURES = ("top_score", "margin", "top_probability", "answer_score", "top_coverage",

@@ -49,6 +49,17 @@ def test_parse_reads_speaker_topic_names_and_answer_type() -> None:
     assert short.qtype == "number" and short.quoted == ("open letter",) and not short.speaker
 
 
+@pytest.mark.parametrize(("question", "qtype"), [
+    ("Which actress made history this week when she became the first to win?", "name"),
+    ("Who was in charge when the dam broke?", "person"),
+    ("When did the minister say where the talks would be held?", "time"),
+    ("In what year did the port open?", "time"),
+    ("The council met where, and who chaired it?", "place"),
+    ("Tell me about the strike", "other")])
+def test_the_first_question_word_sets_the_answer_type(question: str, qtype: str) -> None:
+    assert QuestionInfo.parse(question).qtype == qtype
+
+
 def test_clean_question_strips_control_characters_and_checks_length() -> None:
     assert clean_question(" Which newspaper\x00 interviewed\x07 Trenta? ") == (
         "Which newspaper interviewed Trenta?")
