@@ -533,7 +533,8 @@ speaker (train: +1.7 points direct speaker match); a content opening with a sing
 Think She Will.’) is direct. Then each source is checked against its cue's syntax
 (`quote_tagger.refine_sources` with `attribution.CueSyntax`, the rules' grammar; chosen on 240
 train.jsonl articles, speaker match there 82.3 -> 85.7, direct 90.3 -> 91.7; dev 82.4 -> 84.0,
-content figures unchanged; train gain of each rule in brackets): a passive cue, its "was"
+content figures unchanged; train gain of each rule in brackets; all measured with the epoch-6
+head committed before the one here, whose dev speaker match is 84.7): a passive cue, its "was"
 inside it or just before it, takes its "by" agent ("was rejected by 64 percent of the
 electorate", +0.3); a passive without one ("was announced the winner", "are expected to") and
 "Asked ..." / "when asked ..." have no source (+1.1); a participle (", saying") takes its
@@ -551,6 +552,14 @@ differently from the gold, nested attributions), 181 with the right cue and a wr
 source (130 of them a gold source the tagger never tags), 92 with a speaker where the gold has
 none (evaluations and nominal cues: "criticism", "fears"); those need the tagger's spans, not
 linking.
+
+The head's epoch (of 10) is chosen on the held-out 10 % of the TRAINING articles, by content
+overlap F1 after the post-processing above plus the source and cue token F1, so a change to
+the post-processing can move the choice: this round's post-processing changes moved held-out
+content F1 by about 0.001, and with it the choice from epoch 6 to epoch 8 (0.0001 apart); the
+committed head is epoch 8 (`index/weights/quotes/metadata.json`, sha256 cc5b95c8...).
+Training is deterministic: `newsqa train quotes` reproduces the committed weights bit for bit
+(9 min 28 s on the 2-core machine).
 
 Stage 2 resolves the mention (rules chosen on train.jsonl articles only): a relative "who" /
 "which" (also "who'd") inside the mention goes to its antecedent, through an appositive ("Ted
@@ -581,16 +590,17 @@ is given as written ("voters", "a federal judge", "the letter"), never as a pers
 after an unnamed aide is that aide as described. The judge counted a description given as
 written correct only when the article gives its referent no name of its own; where it does
 ("the agency" for a named agency, "his attorney" named later, "each" for two named candidates)
-it is wrong. Of the 57 correct on dev, 42 are names, 14 descriptions as written and 1 an
-unnamed "they" left empty. Of the 43 judged wrong: 17 have no overlapping prediction (content
-recall); 15 have a predicted mention that is not the gold source (the tagger's source span on a
-nearby name or phrase), so the name is that phrase's; 11 have the right mention and the wrong
+it is wrong. Of the 55 correct on dev, 40 are names, 14 descriptions as written and 1 an
+unnamed "they" left empty. Of the 45 judged wrong: 21 have no overlapping prediction (content
+recall); 12 have a predicted mention that is not the gold source (the tagger's source span on a
+nearby name or phrase), so the name is that phrase's; 12 have the right mention and the wrong
 name: 4 pronouns sent to another person nearby (gender does not tell them apart, or a two-word
-run taken for a person), 2 pronouns left unresolved ("you", "It"), 3 descriptions whose
-referent the article names, 1 "someone who" that is the first-person author, and 1 cut mention.
-The 80 % target needs the tagger's source spans (15) and content recall (17): resolution alone
-reaches at most 68 here. Changed names were judged again by reading the dev article (the reason
-is in the judgement file).
+run taken for a person), 2 pronouns left unresolved ("you", "It"), 1 description left empty
+("bloc", the European Union named just after), 3 descriptions whose referent the article
+names, 1 "someone who" that is the first-person author, and 1 cut mention ("another" of
+"another source"). The 80 % target needs the tagger's source spans (12) and content recall
+(21): resolution alone reaches at most 67 here. Changed names were judged again by reading the
+dev article (the reason is in the judgement file).
 
 Resolution is scored over all 100 sampled attributions: a gold attribution no prediction
 overlaps counts as wrong, which caps the share at the extractor's recall on that sample.
