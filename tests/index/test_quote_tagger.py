@@ -338,3 +338,13 @@ def test_a_cue_without_a_source_takes_the_one_after_according_to_or_before_and()
     coordinated = "Dahl toured the pier on Monday and called the fares too high."
     assert _source_of(coordinated, ("CUE", "called"),
                       ("CONTENT", "the fares too high")) == "Dahl"
+
+
+def test_the_epoch_choice_reads_only_the_heads_token_f1() -> None:
+    """A change to the linking rules moves the post-processed figures, never the epoch."""
+    from qa.eval.train_quotes import selection_score
+
+    head = {"token_f1_source": 0.81, "token_f1_cue": 0.66, "token_f1_content": 0.89}
+    assert selection_score({**head, "content_overlap_f1": 0.2, "speaker_match": 0.1}) == \
+        selection_score({**head, "content_overlap_f1": 0.9, "speaker_match": 0.9})
+    assert selection_score({**head, "token_f1_cue": 0.7}) > selection_score(head)
