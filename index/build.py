@@ -101,6 +101,7 @@ class IndexReport:
     model_loaded: bool = False
     quotes_extracted: int = 0
     quote_seconds: float = 0.0
+    store_write_seconds: float = 0.0  # inside the store's writes (Chroma's share of the run)
 
     @property
     def ok(self) -> bool:
@@ -126,7 +127,8 @@ class IndexReport:
                 "duplicate_names": [dict(d) for d in self.duplicate_names],
                 "seconds": round(self.seconds, 3), "model_loaded": self.model_loaded,
                 "quotes_extracted": self.quotes_extracted,
-                "quote_seconds": round(self.quote_seconds, 3), "ok": self.ok}
+                "quote_seconds": round(self.quote_seconds, 3),
+                "store_write_seconds": round(self.store_write_seconds, 3), "ok": self.ok}
 
 
 @dataclass
@@ -142,6 +144,7 @@ class _Counts:
     duplicate_names: list[dict[str, str]] = field(default_factory=list)
     quotes_extracted: int = 0
     quote_seconds: float = 0.0
+    store_write_seconds: float = 0.0
 
 
 # --- locking and generation stamp -----------------------------------------------------------
@@ -519,7 +522,9 @@ class _Run:
         for article, chunks in group:
             items.append((article, chunks, vectors[offset:offset + len(chunks)]))
             offset += len(chunks)
+        mark = time.perf_counter()
         self.store.upsert_articles(items, quotes)
+        self.counts.store_write_seconds += time.perf_counter() - mark
         self.written_chunks.update((article.id, (article.title, chunks))
                                    for article, chunks in group)
 
@@ -651,8 +656,10 @@ class _Run:
             unreferenced = sorted(self.released - manifest.referenced_among(self.released))
         else:
             unreferenced = sorted(self.store.article_ids() - manifest.referenced_ids())
+        mark = time.perf_counter()
         self.store.delete_articles(unreferenced,
                                    lambda done, total: self.report("cleanup", done, total))
+        self.counts.store_write_seconds += time.perf_counter() - mark
         self.deleted = unreferenced
         self.counts.articles_deleted += len(unreferenced)
         articles, chunks = self.store.count()
@@ -709,7 +716,8 @@ class _Run:
             duplicate_names=tuple(counts.duplicate_names),
             seconds=time.perf_counter() - started,
             model_loaded=bool(self.embedder is not None and self.embedder.is_loaded),
-            quotes_extracted=counts.quotes_extracted, quote_seconds=counts.quote_seconds)
+            quotes_extracted=counts.quotes_extracted, quote_seconds=counts.quote_seconds,
+            store_write_seconds=counts.store_write_seconds)
 
 
 def _groups(chunked: list[tuple[Article, list[Chunk]]],

@@ -17,8 +17,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from index.chunking import chunk_article, embedding_text
 from index.records import Article
 from index.settings import Settings, apply_offline_env
@@ -327,37 +325,8 @@ def add_one_article(settings: Settings, embedder: Any, folder: Path, record: dic
             "over_encode": _ratio(seconds, encode), "chunks_added": report.chunks_added,
             "indexed": report.indexed, "quote_seconds": report.quote_seconds,
             "index_chunks": report.chunks, "prune_seconds": time.perf_counter() - mark,
-            "articles_deleted": pruned.articles_deleted}
-
-
-def store_write_floor(settings: Settings, embedder: Any,
-                      records: Sequence[dict[str, Any]]) -> float:
-    """Median seconds Chroma itself takes to store each record's article (its chunks, then
-    its record: `Store.upsert_articles`) at this database size: written into scratch
-    collections of the same Chroma database, dropped afterwards. Run after the timed adds:
-    the write renews the data folder's write stamp, so the next update reconciles."""
-    import statistics
-
-    from index.sources import record_article
-    from index.store import Store
-
-    scratch = Store(settings.replace(collection=f"{settings.collection}-floor"),
-                    model_name=settings.encoder_signature)
-    seconds = []
-    try:
-        for number, record in enumerate(records):
-            article = record_article(record, "floor.jsonl", str(number))
-            chunks = chunk_article(article, embedder, settings)
-            vectors = np.asarray(embedder.embed_documents(
-                [embedding_text(article, chunk, embedder) for chunk in chunks]),
-                dtype=np.float32)
-            mark = time.perf_counter()
-            scratch.upsert_articles([(article, chunks, vectors)])
-            seconds.append(time.perf_counter() - mark)
-            scratch.delete_article(article.id)
-    finally:
-        scratch.reset()
-    return statistics.median(seconds)
+            "articles_deleted": pruned.articles_deleted,
+            "store_write_seconds": report.store_write_seconds}
 
 
 def add_one_figures(settings: Settings, embedder: Any, folder: Path,
@@ -369,10 +338,10 @@ def add_one_figures(settings: Settings, embedder: Any, folder: Path,
     runs = [add_one_article(settings, embedder, folder, record, f"{tag}-{number}", quotes)
             for number, record in enumerate(records)]
     return {"runs": len(runs), "index_chunks": runs[-1]["index_chunks"],
-            "store_write_seconds": store_write_floor(settings, embedder, records),
             **{key: statistics.median(run[key] for run in runs)
                for key in ("update_seconds", "encode_seconds", "quote_seconds",
-                           "chunks_added", "prune_seconds", "articles_deleted")},
+                           "chunks_added", "prune_seconds", "articles_deleted",
+                           "store_write_seconds")},
             "over_encode": _ratio(statistics.median(r["update_seconds"] for r in runs),
                                   statistics.median(r["encode_seconds"] for r in runs)),
             "all_update_seconds": [round(r["update_seconds"], 3) for r in runs]}

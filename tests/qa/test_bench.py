@@ -19,7 +19,7 @@ from index.store import Store
 from qa.errors import EvalError
 from qa.eval.bench import benchmarks_markdown, dev_copy, target_rows
 from qa.eval.data import EvalQuestion
-from qa.eval.index_bench import add_one_article, store_write_floor
+from qa.eval.index_bench import add_one_article
 from qa.eval.qa_bench import open_retriever, retrieval_figures
 from qa.eval.scale import MaterialEmbedder, grow_index
 
@@ -127,12 +127,7 @@ def test_synthetic_index_grows_through_the_indexer_and_one_article_comes_and_goe
     assert stats(settings)["chunks"] == again["chunks"]
     assert update([tmp_path / "corpus"], settings, embedder=fake, quotes=quotes,
                   prune=False).chunks_added == 0
-    assert store_write_floor(settings, embedder, [record]) > 0  # scratch collections only
-    store = Store(settings, model_name=settings.embedding_model)
-    assert store.count() == (again["articles"], again["chunks"])
-    scratch = Store(settings.replace(collection=f"{settings.collection}-floor"),
-                    model_name=settings.embedding_model)
-    assert scratch.count() == (0, 0)  # dropped again
+    assert 0 < added["store_write_seconds"] < added["update_seconds"]  # Chroma's share
 
 
 def test_retrieval_figures_measure_the_floor_on_the_same_index(tmp_path: Path,
