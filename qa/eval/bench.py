@@ -533,9 +533,9 @@ def target_rows(figures: Mapping[str, Any]) -> list[dict[str, Any]]:
         retrieval = synthetic["retrieval"]
         where = f"{retrieval['chunks']:,} chunks (synthetic)"
         rows += _retrieval_rows(retrieval, where, 60, None, None)
-        for _, figures in sorted((synthetic.get("paths") or {}).items(),
-                                 key=lambda item: int(item[0])):
-            rows += _path_rows({"paths": figures}, f"{figures['chunks']:,} chunks (synthetic)")
+        for _, sized in sorted((synthetic.get("paths") or {}).items(),
+                               key=lambda item: int(item[0])):
+            rows += _path_rows({"paths": sized}, f"{sized['chunks']:,} chunks (synthetic)")
         rows += _path_rows(retrieval, where)
         rows += _add_rows(synthetic)
     return rows + _other_rows(figures)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -145,6 +146,7 @@ def run_index_benchmark(settings: Settings, paths: Sequence[str | os.PathLike[st
     work = Path(work_dir or tempfile.mkdtemp(prefix="newsqa-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     settings = settings.replace(data_dir=work / "data")
+    shutil.rmtree(settings.data_dir, ignore_errors=True)  # a full build, not an update
     inputs = [os.fspath(p) for p in paths]
     articles_in_corpus = 0
     if corpus is not None:

@@ -37,6 +37,12 @@ def _retrieval(filtered: float, unfiltered: float, floor: float, chunks: int) ->
             "filtered": _timing(filtered), "unfiltered": _timing(unfiltered)}
 
 
+def _paths(chunks: int, memory_differing: int) -> dict[str, Any]:
+    part = {"filters": 3, "kept_share_median": 0.5, "memory_p50_ms": 1.0, "store_p50_ms": 5.0,
+            "memory_lists_differing": memory_differing, "store_lists_differing": 1}
+    return {"depth": 40, "questions": 3, "chunks": chunks, "until": part, "week": part}
+
+
 def _figures(filtered: float, add_small: float, add_large: float) -> dict[str, Any]:
     added = {str(n): {"runs": 3, "index_chunks": n, "chunks_added": 9, "quote_seconds": 0.01,
                       "prune_seconds": 0.1, "update_seconds": seconds, "encode_seconds": 1.0}
@@ -45,7 +51,8 @@ def _figures(filtered: float, add_small: float, add_large: float) -> dict[str, A
         "dev": {**_retrieval(filtered, 15.0, 10.0, 21_552),
                 "systems": {"newsqa": _timing(40.0)}},
         "eval_json": {"newsqa": {"p50_ms": 34.1}},
-        "synthetic": {"retrieval": _retrieval(50.0, 20.0, 12.0, 100_000), "add_one": added},
+        "synthetic": {"retrieval": _retrieval(50.0, 20.0, 12.0, 100_000), "add_one": added,
+                      "paths": {"1000": _paths(1000, 0), "20000": _paths(20_000, 2)}},
         "serve": {"runs": 3, "first_page_seconds": 4.0, "import_floor_seconds": 3.0}}}
 
 
@@ -66,6 +73,9 @@ def test_targets_table_judges_each_figure_against_its_target_and_floor() -> None
     system = _row(good, "eval ranking p50, newsqa")
     assert "docs/eval.json: 34.1 ms" in system["figure"] and system["met"] is None
     assert _row(good, "`until", "100,000 chunks (synthetic)")["met"] is True  # <= 60 ms
+    exact = _row(good, "dense search", "`until", "1,000 chunks")
+    assert exact["met"] is True and exact["ratio"] == pytest.approx(0.2)
+    assert _row(good, "dense search", "the week", "20,000 chunks")["met"] is False
 
     slow = _figures(35.0, 1.0, 2.5)
     assert _row(slow, "`until", "dev index")["met"] is False  # over 30 ms
