@@ -415,7 +415,7 @@ def path_figures(retriever: Retriever, questions: Sequence[EvalQuestion],
                 continue
             allowed = chroma_allowed(filters)
             exact = stored.nearest(allowed, embedding, depth)
-            shares.append(len(retriever.allowed(filters).chunk_ids) / max(len(stored.ids), 1))
+            shares.append(int(retriever.allowed(filters).rows.sum()) / max(len(stored.ids), 1))
             for path in times:
                 started = time.perf_counter()
                 hits = retriever.dense_search(embedding, depth, filters, vector_search=path)
