@@ -376,3 +376,55 @@ def test_a_common_first_name_outweighs_a_pronoun_nearby() -> None:
             "fall.")
     assert _resolved(body, "She", "the fares would fall") == "Nora Vance", \
         "the 'her' after Ben Dahl's name is not his"
+
+
+def test_a_name_written_only_with_a_possessive_is_a_person_for_pronouns() -> None:
+    body = ("Count the mayor among Helena Varga’s critics. Varga opened the pier on Monday, "
+            "and the mayor spoke after her. She said the fares would fall.")
+    assert _resolved(body, "Varga", "opened the pier") == "Helena Varga"
+    assert _resolved(body, "She", "the fares would fall") == "Helena Varga", \
+        "Varga is a known person (and a woman) though her full name has a possessive"
+    chair = ("Paul Vance joined Nora Quist’s campaign as finance chairman. He said Quist "
+             "would win. The board thanked Quist. She said the fares would fall.")
+    assert _resolved(chair, "She", "the fares would fall") == "Nora Quist", \
+        "'chairman for Quist’s campaign' says nothing of Quist's gender"
+
+
+def test_a_pronoun_takes_the_first_person_of_its_gender_in_its_own_sentence() -> None:
+    body = ("Ana Ruiz chaired the meeting. Harbour master Paul Vance drew boos from the "
+            "crowd when he said the fares would rise.")
+    assert _resolved(body, "he", "the fares would rise") == "Paul Vance", \
+        "not the earlier subject, the person named before the pronoun in its sentence"
+    chain = ("Paul Vance spoke first. Though he did not mention Peter Dahl by name, he said "
+             "the fares would rise.")
+    assert _resolved(chain, "he", "the fares would rise", nth=1) == "Paul Vance", \
+        "a person named after an earlier 'he' of the sentence is not its referent"
+    quoted = ("Paul Vance spoke first. “Peter Dahl is wrong about the fares,” he said.")
+    assert _resolved(quoted, "he", "Peter Dahl is wrong") == "Paul Vance", \
+        "a name inside the quotation is not the speaker"
+
+
+def test_group_nouns_after_a_capitalised_word_are_one_subject_for_they() -> None:
+    body = ("Black voters have backed the plan in earlier votes. But in May, they opposed "
+            "it by a small margin.")
+    assert _resolved(body, "they", "it by a small margin") == "Black voters"
+
+
+def test_person_nouns_in_ist_and_a_campaign_owned_by_a_pronoun() -> None:
+    body = ("Paul Vance toured the harbour on Saturday. The self-described democratic "
+            "socialist said the ferries would run.")
+    assert _resolved(body, "The self-described democratic socialist",
+                     "the ferries would run") == "Paul Vance"
+    campaign = ("Nora Quist lost the vote in the north. But her campaign said the south "
+                "would follow.")
+    assert _resolved(campaign, "her campaign", "the south would follow") == \
+        "Nora Quist campaign"
+
+
+def test_shares_and_capitalised_phrases_are_given_as_written() -> None:
+    body = ("The poll asked 900 voters. More than 4 in 10 said the fares were too high. "
+            "Early results of the harbour survey show the plan is popular.")
+    assert _resolved(body, "More than 4 in 10", "the fares were too high") == \
+        "More than 4 in 10"
+    assert _resolved(body, "Early results of the harbour survey", "the plan is popular") \
+        == "Early results of the harbour survey"

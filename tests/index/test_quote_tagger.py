@@ -30,6 +30,7 @@ from index.quote_tagger import (
     link,
     nearest,
     owner_window,
+    same_sentence,
     snap_to_words,
     token_features,
     windows,
@@ -394,6 +395,49 @@ def test_a_cue_without_a_source_takes_the_one_after_according_to_or_before_and()
     coordinated = "Dahl toured the pier on Monday and called the fares too high."
     assert _source_of(coordinated, ("CUE", "called"),
                       ("CONTENT", "the fares too high")) == "Dahl"
+
+
+def test_a_relative_source_whose_clause_closes_before_the_cue_is_its_antecedent() -> None:
+    text = "Nora Quist, who rarely sails, said the ferries should run all winter."
+    assert _source_of(text, ("SOURCE", "who"), ("CUE", "said"),
+                      ("CONTENT", "the ferries should run all winter")) == "Nora Quist", \
+        "the main clause's cue, not the relative's"
+    which = "The harbour board, which meets monthly, approved the fare rise."
+    assert _source_of(which, ("SOURCE", "which"), ("CUE", "approved"),
+                      ("CONTENT", "the fare rise")) == "The harbour board"
+    own = "Ruiz thanked Paul Vance, who has vowed to keep the pier open."
+    assert _source_of(own, ("SOURCE", "who"), ("CUE", "has vowed"),
+                      ("CONTENT", "to keep the pier open")) == "who", \
+        "a cue inside the relative clause is the relative's"
+    aside = "Ruiz met Paul Vance, who, on a call Friday, criticised the fares."
+    assert _source_of(aside, ("SOURCE", "who"), ("CUE", "criticised"),
+                      ("CONTENT", "the fares")) == "who", "a comma right after 'who' opens an aside"
+
+
+def test_an_abbreviation_does_not_end_the_sentence_of_a_cue() -> None:
+    text = "Nora Quist backed Sen. Paul Vance on Monday, saying the fares would fall."
+    assert _source_of(text, ("SOURCE", "Nora Quist"), ("CUE", "saying"),
+                      ("CONTENT", "the fares would fall")) == "Nora Quist", \
+        "not a source across a full stop: 'Sen.' ends no sentence"
+    assert not same_sentence(text, (0, 4), (len(text) - 5, len(text)))
+    assert same_sentence(text, (0, 4), (len(text) - 5, len(text)), past_abbreviations=True)
+    stop = "Nora Quist left early. The pier closed, saying nothing."
+    assert not same_sentence(stop, (0, 4), (len(stop) - 5, len(stop)),
+                             past_abbreviations=True), "a real full stop still ends one"
+
+
+def test_a_passive_after_an_auxiliary_or_adverb_takes_its_agent() -> None:
+    text = "The closure was first reported by the harbour gazette."
+    assert _source_of(text, ("CUE", "was first reported"),
+                      ("CONTENT", "The closure")) == "the harbour gazette"
+    aux = "Dahl has been criticised by some of his rivals for the fares."
+    assert _source_of(aux, ("SOURCE", "Dahl"), ("CUE", "has been criticised by"),
+                      ("CONTENT", "for the fares")) == "some of his rivals"
+    startled = "The board members have been startled by the fare rise."
+    assert _source_of(startled, ("SOURCE", "The board members"),
+                      ("CUE", "have been startled by"),
+                      ("CONTENT", "the fare rise")) == "The board members", \
+        "an inner state ('startled') is not a passive: its holder is the source"
 
 
 def test_the_epoch_choice_reads_only_the_heads_token_f1() -> None:
