@@ -324,8 +324,7 @@ class _Run:
                 # nothing to do, and the store is exactly as the last run left it: no need to
                 # open it (or to import Chroma, or to load the model)
                 return self._quick_report(manifest, scan.files, started)
-            self.store.exists()  # raises ModelMismatchError before any work
-            stored_ids = set() if self.trusted else self.store.article_ids()
+            stored_ids = self._open_store()
             results = self._read_all(self._to_read(scan, manifest, stored_ids))
             if strict and self.counts.errors:
                 self._refuse_strict()
@@ -340,6 +339,16 @@ class _Run:
         return self._report(articles, chunks, started)
 
     # --- checks and the stat pass --------------------------------------------------------
+
+    def _open_store(self) -> set[str]:
+        """Open the store, raising ModelMismatchError before any work, and return the stored
+        article ids when the store may differ from the manifest (empty when trusted). A store
+        not created yet is opened on a thread while the articles are read and embedded."""
+        if self.store.known_empty():
+            self.store.open_in_background()
+            return set()
+        self.store.exists()
+        return set() if self.trusted else self.store.article_ids()
 
     def _check_chunking(self, manifest: Manifest) -> None:
         """Refuse to mix chunks of two chunk settings in one index (fix: rebuild)."""

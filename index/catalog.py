@@ -1,9 +1,10 @@
-"""What filters and the dense search need, in memory: per article its id, source, publication
-day; per chunk its id, its article and its embedding.
+"""What filters, the dense search and the passages need, in memory: per article its id,
+source, publication day; per chunk its id, its article, its text and metadata, and its
+embedding.
 
 Built from the store once (`Catalog.from_store`) and brought in step after each write to it
-(`Catalog.refreshed`: only new chunks' embeddings, or those of an article whose metadata
-changed, are fetched). A filter is then a few numpy comparisons instead of a Chroma metadata
+(`Catalog.refreshed`: only new chunks, or those of an article whose metadata changed, are
+fetched). A filter is then a few numpy comparisons instead of a Chroma metadata
 scan, and the dense search an exact (brute-force) nearest-neighbour search over the allowed
 rows: by construction the exact restricted search. The rules are those of
 `index.store.build_where`: sources and article ids are sets, `since` / `until` are inclusive
@@ -20,7 +21,7 @@ from functools import cached_property
 import numpy as np
 
 from index.errors import StoreError
-from index.store import ArticleRow, Store
+from index.store import ArticleRow, ChunkHit, Store, StoredChunk
 
 #: Reads of the store's listing and embeddings tried while another process writes to it.
 READ_ATTEMPTS = 4
@@ -51,10 +52,25 @@ class Catalog:
     row_ids: tuple[str, ...]  # chunk id per row
     row_article: np.ndarray  # article index per row
     vectors: np.ndarray  # (rows, dimension) float32 unit embeddings
+    hits: tuple[ChunkHit, ...]  # per row: the chunk and its article's metadata
 
     @cached_property
     def article_ids(self) -> tuple[str, ...]:
         return tuple(row.id for row in self.articles)
+
+    @cached_property
+    def _row_of(self) -> dict[str, int]:
+        return {cid: row for row, cid in enumerate(self.row_ids)}
+
+    def hit(self, chunk_id: str) -> ChunkHit | None:
+        """The chunk with that id and its article, when this catalog holds it."""
+        row = self._row_of.get(chunk_id)
+        return None if row is None else self.hits[row]
+
+    @cached_property
+    def visible_ids(self) -> frozenset[str]:
+        """The visible articles' ids, as a set (what `Store.get_chunks` checks against)."""
+        return frozenset(self.article_ids)
 
     @cached_property
     def _id_array(self) -> np.ndarray:
@@ -67,19 +83,21 @@ class Catalog:
 
     @classmethod
     def build(cls, articles: Iterable[ArticleRow],
-              chunks: Iterable[tuple[str, str, np.ndarray]]) -> Catalog:
-        """From article rows and (chunk id, article id, embedding) rows; chunks of articles
-        without a row (not visible) are left out."""
+              chunks: Iterable[tuple[str, str, StoredChunk]]) -> Catalog:
+        """From article rows and (chunk id, article id, stored chunk) rows; chunks of
+        articles without a row (not visible) are left out."""
         rows = sorted(articles, key=lambda row: row.id)
         number = {row.id: i for i, row in enumerate(rows)}
-        kept = [(cid, number[aid], vector) for cid, aid, vector in chunks if aid in number]
+        kept = [(cid, number[aid], stored) for cid, aid, stored in chunks if aid in number]
         return cls(articles=tuple(rows),
                    sources=np.array([row.source for row in rows], dtype=object),
                    days=np.array([row.day for row in rows], dtype=np.int64),
                    row_ids=tuple(cid for cid, _, _ in kept),
                    row_article=np.array([article for _, article, _ in kept], dtype=np.int64),
-                   vectors=np.stack([vector for _, _, vector in kept]).astype(np.float32)
-                   if kept else np.zeros((0, 0), dtype=np.float32))
+                   vectors=np.asarray(np.stack([stored.vector for _, _, stored in kept]),
+                                      dtype=np.float32)
+                   if kept else np.zeros((0, 0), dtype=np.float32),
+                   hits=tuple(stored.hit for _, _, stored in kept))
 
     @classmethod
     def from_store(cls, store: Store) -> Catalog:
@@ -108,19 +126,20 @@ class Catalog:
         articles = store.article_rows()
         visible = {row.id for row in articles}
         chunks = [(cid, aid) for cid, aid in store.chunk_articles() if aid in visible]
-        known = previous.reusable_vectors(articles) if previous is not None else {}
-        fetched = store.chunk_vectors([cid for cid, _ in chunks if cid not in known])
-        vectors = {**known, **fetched}
-        return cls.build(articles, ((cid, aid, vectors[cid]) for cid, aid in chunks
-                                    if cid in vectors))
+        known = previous.reusable_chunks(articles) if previous is not None else {}
+        fetched = store.chunk_records([cid for cid, _ in chunks if cid not in known])
+        stored = {**known, **fetched}
+        return cls.build(articles, ((cid, aid, stored[cid]) for cid, aid in chunks
+                                    if cid in stored))
 
-    def reusable_vectors(self, articles: Sequence[ArticleRow]) -> dict[str, np.ndarray]:
-        """Embedding per chunk id of this catalog whose article's row is unchanged."""
+    def reusable_chunks(self, articles: Sequence[ArticleRow]) -> dict[str, StoredChunk]:
+        """The chunks of this catalog (hit and embedding) whose article's row is unchanged."""
         unchanged = set(self.articles) & set(articles)
         same = np.array([row in unchanged for row in self.articles], dtype=bool)
         if not len(self.row_ids):
             return {}
-        return {self.row_ids[i]: self.vectors[i] for i in np.flatnonzero(same[self.row_article])}
+        return {self.row_ids[i]: StoredChunk(self.hits[i], self.vectors[i])
+                for i in np.flatnonzero(same[self.row_article])}
 
     def mask(self, *, sources: Sequence[str] = (), low: int | None = None,
              high: int | None = None, article_ids: Sequence[str] = ()) -> np.ndarray:

@@ -299,12 +299,19 @@ class Retriever:
 
     def _passages(self, ranked: list[_Candidate], k: int, cap: int | None,
                   known: dict[str, ChunkHit]) -> list[Passage]:
-        """The first k of `ranked` (at most `cap` per article) as passages: only the chosen
-        chunks are read from the store; one removed meanwhile gives way to the next."""
+        """The first k of `ranked` (at most `cap` per article) as passages, from the catalog;
+        a chunk it does not hold yet (the keyword index can be a write ahead) is read from
+        the store if its article is visible, and one removed meanwhile gives way to the next."""
+        catalog = self.catalog
         while True:
             chosen = _capped(ranked, k, cap)
+            for cand in chosen:
+                if cand.chunk_id not in known and (hit := catalog.hit(cand.chunk_id)):
+                    known[cand.chunk_id] = hit
             missing = [c.chunk_id for c in chosen if c.chunk_id not in known]
-            known.update((hit.chunk.id, hit) for hit in self.store.get_chunks(missing))
+            if missing:
+                known.update((hit.chunk.id, hit) for hit in self.store.get_chunks(
+                    missing, visible=catalog.visible_ids))
             gone = {c.chunk_id for c in chosen if c.chunk_id not in known}
             if not gone:
                 break

@@ -19,7 +19,7 @@ import pytest
 from index.catalog import Catalog
 from index.records import Article, Chunk
 from index.settings import Settings
-from index.store import Store
+from index.store import Store, StoredChunk
 from qa.retriever import Filters, RetrievalConfig, Retriever
 
 ARTICLES = 200
@@ -182,13 +182,13 @@ def test_catalog_reads_only_new_embeddings_and_follows_a_retitle(tmp_path: Path)
     second, second_chunks = make_article(1)
     store.upsert_articles([(second, second_chunks, vectors[::-1].copy())])
     read: list[int] = []
-    original = store.chunk_vectors
+    original = store.chunk_records
 
-    def counting(ids: list[str], batch: int = 5000) -> dict[str, np.ndarray]:
+    def counting(ids: list[str], batch: int = 5000) -> dict[str, StoredChunk]:
         read.append(len(ids))
         return original(ids, batch)
 
-    store.chunk_vectors = counting  # type: ignore[method-assign]
+    store.chunk_records = counting  # type: ignore[method-assign]
     after = Catalog.refreshed(store, before)
     assert read == [CHUNKS_PER_ARTICLE] and after.chunk_count == 2 * CHUNKS_PER_ARTICLE
     retitled = Article(title="A new title", body=first.body, source=first.source,
@@ -198,3 +198,34 @@ def test_catalog_reads_only_new_embeddings_and_follows_a_retitle(tmp_path: Path)
     assert read[-1] == CHUNKS_PER_ARTICLE
     row = latest.row_ids.index(first_chunks[0].id)
     assert latest.vectors[row] == pytest.approx(vectors[-1])
+    assert latest.hit(first_chunks[0].id).article.title == "A new title"
+    assert latest.hit(second_chunks[0].id).chunk.text == second_chunks[0].text
+
+
+def test_passages_come_from_the_catalog_and_follow_a_retitle(tmp_path: Path) -> None:
+    """The in-memory path reads no chunk from the store per question; after a write the
+    passages carry the article's new metadata."""
+    settings = Settings(data_dir=tmp_path)
+    store = Store(settings, model_name=NoEmbedder.name)
+    vectors = np.eye(CHUNKS_PER_ARTICLE, DIMENSION, dtype=np.float32)
+    first, first_chunks = make_article(0)
+    store.upsert_articles([(first, first_chunks, vectors)])
+    engine = Retriever(settings, embedder=NoEmbedder(), store=store,
+                       config=RetrievalConfig(mode="dense"))
+    engine.warm_up()
+    reads: list[list[str]] = []
+    original = store.get_chunks
+
+    def counting(ids: list[str], visible: object = None) -> list:
+        reads.append(list(ids))
+        return original(ids, visible=visible)  # type: ignore[arg-type]
+
+    store.get_chunks = counting  # type: ignore[method-assign]
+    passages = engine.retrieve("report", k=3, query_embedding=vectors[2])
+    assert passages[0].chunk.id == first_chunks[2].id
+    assert passages[0].chunk.text == first_chunks[2].text and reads == []
+    retitled = Article(title="A new title", body=first.body, source=first.source,
+                       published=first.published)
+    store.upsert_articles([(retitled, first_chunks, vectors)])
+    again = engine.retrieve("report", k=3, query_embedding=vectors[2])
+    assert again[0].chunk.id == first_chunks[2].id and again[0].article.title == "A new title"
