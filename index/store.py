@@ -402,11 +402,13 @@ class Store:
                              None if quotes is None else {article.id: quotes})
 
     def upsert_articles(self, items: Sequence[ArticleItem],
-                        quotes: Mapping[str, Sequence[Quote]] | None = None) -> None:
+                        quotes: Mapping[str, Sequence[Quote]] | None = None, *,
+                        new: bool = False) -> None:
         """Write several articles in a few batched calls: all chunks first, then the records.
 
         Same visibility barrier as `upsert_article`: a record is written only after all of its
-        chunks, and stale chunks of a rewritten article are removed before its record.
+        chunks, and stale chunks of a rewritten article are removed before its record (`new`:
+        the caller knows none of these articles has chunks stored, so none are looked up).
         `quotes` (article id -> its quotes) go into the records; an article it leaves out is
         stored as not extracted.
         """
@@ -417,7 +419,7 @@ class Store:
         self.mark_changed()
         batch = self._batch_size()
         try:
-            stale = self._chunk_ids_of([a.id for a, _, _ in items])
+            stale = set() if new else self._chunk_ids_of([a.id for a, _, _ in items])
             written = self._write_chunks(chunk_col, items, batch)
             self._delete_ids(chunk_col, sorted(stale - written), batch)
             self._write_records(article_col, items, batch, quotes or {})
@@ -479,21 +481,26 @@ class Store:
         self.delete_articles([article_id])
 
     def delete_articles(self, article_ids: Sequence[str],
-                        progress: Callable[[int, int], None] | None = None) -> None:
-        """Remove articles one by one (record first, then chunks) after one write stamp."""
+                        progress: Callable[[int, int], None] | None = None) -> int:
+        """Remove articles one by one (record first, then chunks) after one write stamp;
+        returns how many chunks their records said they had."""
         collections = self._writable()
         if collections is None or not article_ids:
-            return
+            return 0
         chunk_col, article_col = collections
         self.mark_changed()
+        chunks = 0
         for number, article_id in enumerate(article_ids, start=1):
             try:
+                got = article_col.get(ids=[article_id], include=["metadatas"])
+                chunks += sum(int(meta.get("chunk_count") or 0) for meta in got["metadatas"])
                 article_col.delete(ids=[article_id])
                 chunk_col.delete(where={"article_id": article_id})
             except chroma_errors() as exc:
                 raise StoreError(f"cannot delete article {article_id}: {exc}") from exc
             if progress:
                 progress(number, len(article_ids))
+        return chunks
 
     def reset(self) -> None:
         """Delete both collections (used by rebuild and by a model change).

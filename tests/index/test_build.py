@@ -167,13 +167,15 @@ def test_small_update_after_a_completed_run_lists_nothing(corpus: Path, settings
     with pytest.MonkeyPatch.context() as patch:
         for owner, name in ((Store, "article_ids"), (Store, "list_articles"),
                             (Store, "iter_chunks"), (Store, "sweep_orphan_chunks"),
-                            (Manifest, "referenced_ids"), (KeywordIndex, "sync")):
+                            (Store, "count"), (Manifest, "referenced_ids"),
+                            (KeywordIndex, "sync")):
             patch.setattr(owner, name, unlisted)
         report = update([corpus], settings, embedder=embedder)
     assert (report.indexed, report.removed, report.articles_deleted) == (1, 1, 1)
     assert report.articles == 9
     store = Store(settings, model_name=settings.embedding_model)
     assert len(store.article_ids()) == 9
+    assert (report.articles, report.chunks) == store.count()  # counted without a store count
     keyword = KeywordIndex.load(settings.keyword_dir)
     assert keyword is not None and len(keyword) == report.chunks
     [(chunk_id, _)] = keyword.search("zeppelin", k=1)
@@ -232,7 +234,7 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
     calls = {"n": 0}
 
     def crashing(self: Store, items: list[tuple[Article, list[Chunk], np.ndarray]],
-                 quotes: object = None) -> None:
+                 quotes: object = None, *, new: bool = False) -> None:
         calls["n"] += 1
         if calls["n"] == 4:  # die after writing the chunks but before the article record
             article, chunks, embeddings = items[0]
@@ -242,7 +244,7 @@ def test_crash_half_way_then_rerun_converges(corpus: Path, tmp_path: Path,
                              metadatas=[{"article_id": article.id, "ordinal": c.ordinal,
                                          "start": c.start, "end": c.end} for c in chunks])
             raise RuntimeError("simulated crash")
-        real_upsert(self, items, quotes)
+        real_upsert(self, items, quotes, new=new)
 
     monkeypatch.setattr(Store, "upsert_articles", crashing)
     with pytest.raises(RuntimeError, match="simulated crash"):

@@ -110,8 +110,8 @@ def test_embed_group_is_a_parameter(tmp_path: Path, embedder: Embedder,
     writes: list[int] = []
     real = Store.upsert_articles
     monkeypatch.setattr(Store, "upsert_articles",
-                        lambda self, items, quotes=None: (writes.append(len(items)),
-                                                          real(self, items, quotes)))
+                        lambda self, items, quotes=None, new=False: (
+                            writes.append(len(items)), real(self, items, quotes, new=new)))
     update([news], Settings(data_dir=tmp_path / "one"), embedder=embedder, embed_group=1)
     assert writes == [1, 1, 1]
     writes.clear()
