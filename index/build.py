@@ -204,6 +204,15 @@ def generation(settings: Settings) -> str:
         return ""
 
 
+def _recorded_counts(manifest: Manifest) -> tuple[int, int]:
+    """(articles, chunks) as the last completed run recorded them; (0, 0) before any."""
+    recorded = manifest.get("counts")
+    if not recorded:
+        return 0, 0
+    articles, chunks = json.loads(recorded)
+    return int(articles), int(chunks)
+
+
 def _bump_generation(settings: Settings) -> str:
     value = f"{time.time_ns()}-{os.getpid()}"
     target = settings.data_dir / GENERATION_FILE
@@ -382,7 +391,12 @@ class _Run:
         return _Scan(files, changed, gone)
 
     def _untouched(self, manifest: Manifest) -> bool:
-        """Whether the store, and the keyword index, are exactly as the last run left them."""
+        """Whether the store, and the keyword index, are exactly as the last run left them,
+        or all three (store, manifest, keyword index) are still empty: a first build, which
+        then needs no listing of the store either."""
+        if (self.store.known_empty() and manifest.key_count() == 0
+                and not self.settings.keyword_dir.exists()):
+            return True
         recorded = manifest.get("store")
         if not recorded or recorded != self.store.fingerprint():
             return False
@@ -396,8 +410,7 @@ class _Run:
                       started: float) -> IndexReport:
         """The report of a run that found nothing new, changed or gone."""
         self._count_unchanged(manifest, files)
-        articles, chunks = json.loads(manifest.get("counts"))
-        return self._report(int(articles), int(chunks), started)
+        return self._report(*_recorded_counts(manifest), started)
 
     def _count_unchanged(self, manifest: Manifest, files: Iterable[InputFile]) -> None:
         ref_counts = manifest.ref_counts()
@@ -686,7 +699,7 @@ class _Run:
         """(articles, chunks) after a trusted run: the last run's counts plus the articles
         and chunks this run wrote (all new), minus those it deleted; no count of the store,
         which grows with its size. Counted in the store when that does not add up."""
-        articles, chunks = (int(n) for n in json.loads(manifest.get("counts")))
+        articles, chunks = _recorded_counts(manifest)
         articles += len(self.written) - len(self.deleted)
         chunks += self.counts.chunks_added - removed_chunks
         if articles < 0 or chunks < articles:
