@@ -284,10 +284,12 @@ def assemble(*, retriever: Retriever, embedder: QueryEmbedder, extractive: Extra
     the fallback (with a chat model they still go to the model). `cite_uncited`: the support
     check may cite a sentence the model left uncited (Settings.llm_cite_uncited). With a
     `reader` (Settings.reader), the offline pipeline answers through the `ReadingAnswerer`
-    (qa.reading), which refuses by itself; what did X say questions still go to the quotes.
+    (qa.reading), which refuses by itself; what did X say questions still go to the quotes,
+    and the reader answers venue questions ("Which newspaper interviewed X?") from them.
     """
     gate = Gate(extractive)
-    offline: Answerer = extractive if reader is None else ReadingAnswerer(extractive, reader)
+    offline: Answerer = (extractive if reader is None
+                         else ReadingAnswerer(extractive, reader, quotes=quotes))
     if chat_model is None and isinstance(offline, ReadingAnswerer):
         return Pipeline(retriever=retriever, embedder=embedder,
                         gate=ReaderGate(extractive, offline.name), answerer=offline,

@@ -15,7 +15,7 @@ from enum import Enum
 from typing import Any
 
 from index.dates import time_phrase
-from index.text import strip_control
+from index.text import stem, strip_control, wordset
 from qa.errors import InvalidQuestionError
 from qa.text import content_stems, question_names, quoted_terms, words
 
@@ -43,6 +43,40 @@ _WHO_SAID = re.compile(
     r"described|announced|commented|insisted|urged|vowed|promised)\b", re.IGNORECASE)
 #: Answer types with a short answer phrase (a name, a place, a date, a number).
 _SHORT_TYPES = frozenset({"person", "name", "place", "time", "number"})
+
+#: Nouns that make "which ..." ask for an outlet ("which newspaper", "what TV network").
+_OUTLET_WORDS = wordset("""newspaper paper daily outlet broadcaster network magazine channel
+radio television tv agency station""")
+#: The same as stems (so plurals count), for telling an outlet from an addressee ("state
+#: television", "told reporters").
+OUTLET_NOUNS = frozenset(map(stem, _OUTLET_WORDS))
+_OUTLET = rf"(?:{'|'.join(sorted(_OUTLET_WORDS))}|dailies|agencies)s?"
+#: "which newspaper", at most two words between ("which UK newspaper", "what TV network"),
+#: none of them a verb ("what did the paper say" asks for no outlet).
+_WHICH_OUTLET = (r"\b(?:which|what)\s+(?:(?!(?:is|are|was|were|do|does|did|has|have|had|will|"
+                 rf"would|can|could)\b)[\w'’-]+\s+){{0,2}}?{_OUTLET}\b")
+_SPOKE_TO = (r"(?:tell|told|talk(?:ed)?\s+to|speak\s+to|spoke\s+to|give\s+(?:an?\s+)?"
+             r"interviews?\s+to|gave\s+(?:an?\s+)?interviews?\s+to)")
+_TAIL = r"(?:\s+(?:that\s+|about\s+)?(?P<topic>.*?))?[\s?.!]*$"
+#: Questions asking where or to whom someone spoke, and whether the answer is an outlet.
+_VENUE_PATTERNS = (
+    (re.compile(rf"{_WHICH_OUTLET}\s+(?:interviewed|quoted|(?:spoke|talked)\s+(?:to|with))\s+"
+                rf"(?P<who>.+?)(?:\s+(?:about|on|over|regarding)\s+(?P<topic>.*?))?[\s?.!]*$",
+                re.IGNORECASE), True),
+    (re.compile(rf"{_WHICH_OUTLET}\s+(?:did|does|has|had)\s+(?P<who>.+?)\s+(?:{_SPOKE_TO}|"
+                rf"(?:talk|speak)\s+with|say|said|write|wrote)\b{_TAIL}", re.IGNORECASE), True),
+    (re.compile(rf"{_WHICH_OUTLET}\s+(?:was|were)\s+(?P<who>.+?)\s+interviewed"
+                rf"(?:\s+(?:by|on|in|for))?\b{_TAIL}",
+                re.IGNORECASE), True),
+    (re.compile(r"^\s*who\s+interviewed\s+(?P<who>.+?)(?:\s+(?:about|on|over|regarding)\s+"
+                r"(?P<topic>.*?))?[\s?.!]*$", re.IGNORECASE), True),
+    (re.compile(rf"^\s*(?:who|whom)\s+did\s+(?P<who>.+?)\s+{_SPOKE_TO}\b{_TAIL}",
+                re.IGNORECASE), False),
+    (re.compile(rf"^\s*to\s+whom\s+did\s+(?P<who>.+?)\s+(?:speak|talk|say|tell|give\s+(?:an?\s+)?"
+                rf"interviews?)\b{_TAIL}", re.IGNORECASE), False),
+    (re.compile(rf"^\s*where\s+did\s+(?P<who>.+?)\s+(?:say|tell|speak|talk|comment|claim|state|"
+                rf"announce)\b{_TAIL}", re.IGNORECASE), True),
+)
 
 _PERSONAL = {"he", "she", "him", "her", "his", "hers"}
 _THING = {"it", "this", "that", "they", "them", "their"}
@@ -73,9 +107,33 @@ def _answer_type(lower: str) -> str:
 
 
 @dataclass(frozen=True)
+class VenueQuestion:
+    """A question for the outlet or person `speaker` spoke to ("Which newspaper interviewed
+    X?", "Who did X tell ...?", "Where did X say ...?"), with the words after the verb as
+    `topic`. `outlet`: the answer type is an outlet ("which newspaper / network ...",
+    "who interviewed X", "where did X say"), so "told reporters" does not answer; False when
+    anyone X told answers ("who did X tell")."""
+
+    speaker: str
+    topic: str = ""
+    outlet: bool = True
+
+
+def venue_question(text: str) -> VenueQuestion | None:
+    """The venue question `text` asks, None when it asks none."""
+    for pattern, outlet in _VENUE_PATTERNS:
+        match = pattern.search(text)
+        if match:
+            topic = (match.group("topic") or "").strip()
+            return VenueQuestion(match.group("who").strip(), topic, outlet)
+    return None
+
+
+@dataclass(frozen=True)
 class QuestionInfo:
     """What the answerers need to know about a question; `time_phrase` is its time words
-    ("this week", "since Monday"; "" when none), which the pipeline turns into dates."""
+    ("this week", "since Monday"; "" when none), which the pipeline turns into dates.
+    `venue`: the question asks which outlet or whom someone spoke to (None when not)."""
 
     text: str
     names: tuple[str, ...]
@@ -85,6 +143,7 @@ class QuestionInfo:
     speaker: str = ""
     topic: str = ""
     time_phrase: str = ""
+    venue: VenueQuestion | None = None
 
     @classmethod
     def parse(cls, question: str) -> QuestionInfo:
@@ -98,7 +157,8 @@ class QuestionInfo:
         qtype = "say" if speaker else _answer_type(text.lower())
         return cls(text=text, names=tuple(question_names(text)), quoted=tuple(quoted_terms(text)),
                    stems=tuple(dict.fromkeys(content_stems(text))), qtype=qtype,
-                   speaker=speaker, topic=topic, time_phrase=time_phrase(text))
+                   speaker=speaker, topic=topic, time_phrase=time_phrase(text),
+                   venue=None if speaker else venue_question(text))
 
 
 class QuestionKind(Enum):

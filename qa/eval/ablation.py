@@ -57,7 +57,8 @@ def reading_variant(**switches: bool) -> Callable[[NewsQA], Asker]:
 
     def build(qa: NewsQA) -> Asker:
         pipeline = offline_pipeline(qa, with_reader=True)
-        pipeline.answerer = ReadingAnswerer(qa.extractive, qa.reader, **switches)
+        pipeline.answerer = ReadingAnswerer(qa.extractive, qa.reader, quotes=qa.quote_index,
+                                            **switches)
         return asker(pipeline)
 
     return build

@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage
 
+from index.text import stem
 from qa.errors import InvalidQuestionError
 from qa.gate import RefusalBars, judge_coverage
 from qa.question import (
     MAX_QUESTION_CHARS,
+    OUTLET_NOUNS,
     QuestionInfo,
     QuestionKind,
+    VenueQuestion,
     clean_question,
     previous_questions,
     rewrite_followup,
@@ -58,6 +61,36 @@ def test_parse_reads_speaker_topic_names_and_answer_type() -> None:
     ("Tell me about the strike", "other")])
 def test_the_first_question_word_sets_the_answer_type(question: str, qtype: str) -> None:
     assert QuestionInfo.parse(question).qtype == qtype
+
+
+@pytest.mark.parametrize(("question", "venue"), [
+    ("Which newspaper interviewed Trenta?", VenueQuestion("Trenta")),
+    ("Which newspaper did Conte talk to?", VenueQuestion("Conte")),
+    ("What TV network did Lena Vok give an interview to?", VenueQuestion("Lena Vok")),
+    ("Which radio station was Brandt interviewed on?", VenueQuestion("Brandt")),
+    ("Which UK dailies quoted Brandt about the budget?", VenueQuestion("Brandt", "the budget")),
+    ("In which paper did Trenta say that France is a partner?",
+     VenueQuestion("Trenta", "France is a partner")),
+    ("Where did Trenta say the evacuation plans are operational?",
+     VenueQuestion("Trenta", "the evacuation plans are operational")),
+    ("Who interviewed Brandt?", VenueQuestion("Brandt")),
+    ("Who did Mogherini tell?", VenueQuestion("Mogherini", outlet=False)),
+    ("Whom did Vok tell about the ferries?", VenueQuestion("Vok", "the ferries", outlet=False)),
+    ("To whom did Brandt speak?", VenueQuestion("Brandt", outlet=False)),
+    ("Who did Conte meet in Benghazi?", None),
+    ("Which German leader did Conte speak with?", None),
+    ("What did the paper say?", None),
+    ("What did Trenta tell Corriere?", None),
+    ("Journalists at which UK newspaper went on strike?", None),
+    ("Which networking site grew this year?", None),
+])
+def test_parse_reads_venue_questions(question: str, venue: VenueQuestion | None) -> None:
+    assert QuestionInfo.parse(question).venue == venue
+
+
+def test_outlet_nouns_are_stems() -> None:
+    assert {stem("newspapers"), stem("agencies"), stem("television")} <= OUTLET_NOUNS
+    assert stem("reporters") not in OUTLET_NOUNS
 
 
 def test_clean_question_strips_control_characters_and_checks_length() -> None:

@@ -4,12 +4,14 @@ absent topics are refused with a confidence and see-also passages."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from typing import Any
 
+import numpy as np
 import pytest
 
-from index.records import ArticleMeta, Chunk
+from index.records import ArticleMeta, Chunk, Quote
 from index.settings import Settings
 from qa.api import NewsQA
 from qa.extractive import ScoredSpan
@@ -17,11 +19,18 @@ from qa.pipeline import Request
 from qa.reader import WEIGHTS_DIR, Reader, SpanReading
 from qa.reading import (
     ANSWER_WEIGHT,
+    CLOSE_MARGIN,
     EXCERPTS_HEADING,
     EXTRACTIVE_WEIGHT,
+    LEAD_WEIGHTS,
     MAX_CITATIONS,
     ReadingAnswerer,
+    close_spans,
+    lead_scores,
+    most_named,
     read_spans,
+    venue_fits,
+    venue_span,
 )
 from qa.records import Answer
 
@@ -62,11 +71,6 @@ def test_short_question_leads_with_the_short_answer_at_its_offsets(qa: NewsQA) -
     assert_verbatim(qa, answer)
 
 
-@pytest.mark.xfail(strict=True, reason="with the reader weights of 2026-12-01 15:54 the "
-                   "Corriere della Sera span does not rank first here (with the typed decoding "
-                   "and the ranking of session 5 the answer leads with 'Matteo Salvini'; "
-                   "held-out short EM given the span: 0.42); remove this mark when the reader "
-                   "answers the seed")
 def test_which_newspaper_interviewed_trenta_is_corriere_della_sera(qa: NewsQA) -> None:
     answer = qa.ask(TRENTA_PAPER)
     assert answer.text.splitlines()[0] == "Corriere della Sera [1]"
@@ -74,6 +78,85 @@ def test_which_newspaper_interviewed_trenta_is_corriere_della_sera(qa: NewsQA) -
     assert "Corriere della Sera" in first.quote
     body = qa.article(first.article.id).body  # type: ignore[union-attr]
     assert body[first.answer_start:first.answer_end] == "Corriere della Sera"
+
+
+def assert_leads_with_venue(qa: NewsQA, answer: Answer, venue: str) -> None:
+    """The answer leads with `venue` [1], cited at its own offsets inside the first quote."""
+    assert answer.found and answer.answerer == "reader", answer.text
+    assert answer.text.splitlines()[0] == f"{venue} [1]", answer.text
+    first = answer.citations[0]
+    assert first.answer == answer.short_answer == venue and venue in first.quote
+    body = qa.article(first.article.id).body  # type: ignore[union-attr]
+    assert body[first.answer_start:first.answer_end] == venue  # type: ignore[misc]
+    assert 1 <= len(answer.citations) <= MAX_CITATIONS
+    assert_verbatim(qa, answer)
+
+
+@pytest.mark.parametrize(("question", "venue"), [
+    ("Which newspaper did Conte talk to?", "Il Fatto Quotidiano"),
+    ("Where did Trenta say the evacuation plans are operational?", "Corriere della Sera"),
+    ("Who did Mogherini tell?", "reporters"),
+])
+def test_venue_questions_lead_with_the_quote_indexs_venue(qa: NewsQA, question: str,
+                                                          venue: str) -> None:
+    assert_leads_with_venue(qa, qa.ask(question), venue)
+
+
+def test_an_addressee_does_not_answer_which_newspaper(qa: NewsQA) -> None:
+    question = "Which newspaper interviewed Mogherini?"  # she "told reporters": no outlet
+    answer = qa.ask(question)
+    assert answer.short_answer != "reporters"
+    without_quotes = _reading_ask(qa, ReadingAnswerer(qa.extractive, qa.reader), question)
+    assert answer.text == without_quotes.text  # today's reader answers
+
+
+VENUE_ARTICLES = [
+    {"title": "Ferry line to the islands opens in June", "source": "Coast Wire",
+     "published": "2024-05-06",
+     "body": "HARBOURTON (Coast Wire) - The new ferry line to the islands will open in June, "
+             "the harbour authority said on Monday.\n\n\"The ferries will run every hour from "
+             "the first of June,\" harbour minister Lena Vok told The Daily Planet. Port "
+             "director Omar Reyes told reporters that the old pier would close for repairs."},
+    {"title": "Lindenberg passes its budget", "source": "Coast Wire", "published": "2024-05-07",
+     "body": "LINDENBERG (Coast Wire) - The city council passed its budget for next year on "
+             "Tuesday after a long debate.\n\n\"We will not raise taxes this year,\" Mayor "
+             "Tomas Brandt said in an interview with Radio Nova. Councillor Ines Faro told the "
+             "Evening Star that the budget was fair to small businesses."},
+]
+
+
+@pytest.fixture(scope="module")
+def venue_qa(tmp_path_factory: pytest.TempPathFactory, embedder: Any) -> NewsQA:
+    """Two punctuated articles whose speakers talk to outlets (and to reporters)."""
+    folder = tmp_path_factory.mktemp("venue-corpus")
+    for number, article in enumerate(VENUE_ARTICLES):
+        (folder / f"venue{number}.json").write_text(json.dumps(article), encoding="utf-8")
+    engine = NewsQA(Settings(data_dir=tmp_path_factory.mktemp("venue-data"),
+                             seeds_dir=folder), embedder=embedder)
+    assert engine.add([folder]).indexed == len(VENUE_ARTICLES)
+    return engine
+
+
+@pytest.mark.parametrize(("question", "venue"), [
+    ("Which newspaper interviewed Lena Vok?", "Daily Planet"),
+    ("What newspaper did Vok talk to?", "Daily Planet"),  # a "what" question leads too
+    ("Which radio station did Brandt speak to?", "Radio Nova"),
+    ("Which paper did Ines Faro talk to?", "Evening Star"),
+    ("Where did Brandt say he would not raise taxes?", "Radio Nova"),
+    ("Who did Omar Reyes tell about the old pier?", "reporters"),
+])
+def test_venue_answers_on_punctuated_articles(venue_qa: NewsQA, question: str,
+                                              venue: str) -> None:
+    assert_leads_with_venue(venue_qa, venue_qa.ask(question), venue)
+
+
+def test_no_outlet_quote_falls_back_to_the_reader(venue_qa: NewsQA) -> None:
+    question = "Which newspaper interviewed Omar Reyes?"  # he told reporters only
+    answer = venue_qa.ask(question)
+    without_quotes = _reading_ask(venue_qa, ReadingAnswerer(venue_qa.extractive,
+                                                            venue_qa.reader), question)
+    assert answer.text == without_quotes.text
+    assert answer.short_answer not in ("reporters", "Daily Planet", "Radio Nova")
 
 
 def test_answers_carry_the_confidence_and_the_reader_weights(qa: NewsQA) -> None:
@@ -137,8 +220,10 @@ def test_low_confidence_is_refused_by_the_calibrated_threshold(qa: NewsQA) -> No
 
 def test_switches_for_the_ablation(qa: NewsQA) -> None:
     assert qa.reader is not None
-    plain = _reading_ask(qa, ReadingAnswerer(qa.extractive, qa.reader, short_answers=False),
-                         TRENTA_PAPER)
+    product = qa.pipeline.answerer
+    assert isinstance(product, ReadingAnswerer) and product.quotes is not None
+    plain = _reading_ask(qa, ReadingAnswerer(qa.extractive, qa.reader, short_answers=False,
+                                             quotes=product.quotes), TRENTA_PAPER)
     assert plain.found and plain.text.splitlines()[0] == EXCERPTS_HEADING
     assert plain.short_answer == qa.ask(TRENTA_PAPER).short_answer != ""  # still marked
     ungated = _reading_ask(qa, ReadingAnswerer(qa.extractive, qa.reader, use_gate=False),
@@ -215,8 +300,66 @@ def test_the_ranking_adds_the_short_answer_heads_score() -> None:
     assert ranked.spans[0].score == pytest.approx(1.0 + 8.0 * 0.5 + 0.5 * 9.0)
 
 
+def test_the_lead_span_is_the_best_by_the_standardised_scores() -> None:
+    candidates = [_candidate("Officials met on Monday.", 0, 0.5),
+                  _candidate("Maria Rossi won the prize.", 40, 0.9),
+                  _candidate("The weather was mild.", 80, 0.1)]
+    reader = FixedReader([SpanReading(10.0, 0, 9, 1.0), SpanReading(2.0, 0, 11, 2.0),
+                          SpanReading(0.0, 0, 3, 0.0)])
+    weights = {"extractive_weight": EXTRACTIVE_WEIGHT, "answer_weight": ANSWER_WEIGHT}
+    plain = read_spans(reader, "Who won?", candidates, **weights)
+    assert [s.span.start for s in plain.spans] == [0, 40, 80]  # 14.5, 10.2, 0.8
+    led = read_spans(reader, "Who won?", candidates, **weights, lead_weights=LEAD_WEIGHTS)
+    assert [s.span.start for s in led.spans] == [40, 0, 80]  # the lead, then the rest
+    assert [s.score for s in led.spans] == [s.score for s in
+                                            sorted(plain.spans, key=lambda s: s.span.start != 40)]
+    scores = lead_scores(reader.readings, candidates, *LEAD_WEIGHTS)
+    assert int(np.argmax(scores)) == 1 and scores.sum() == pytest.approx(0.0)
+    # the quoted spans: the lead, and the others within the margin of the best ranking score
+    assert [s.span.start for s in close_spans(led, margin=CLOSE_MARGIN)] == [40, 0]
+    assert [s.span.start for s in close_spans(plain, margin=CLOSE_MARGIN)] == [0]
+
+
 def test_the_product_ranks_with_the_short_answer_term(qa: NewsQA) -> None:
     answerer = qa.pipeline.answerer
     assert isinstance(answerer, ReadingAnswerer)
     assert answerer.answer_weight == ANSWER_WEIGHT == 0.5
     assert answerer.extractive_weight == EXTRACTIVE_WEIGHT
+    assert answerer.lead_weights == LEAD_WEIGHTS == (3.0, 0.5)
+
+
+def _venue_quote(venue: str, start: int, *, content: tuple[int, int] = (0, 10)) -> Quote:
+    return Quote(article_id="a1", content_spans=(content,), content="x" * (content[1] - content[0]),
+                 speaker="X", venue=venue, venue_span=(start, start + len(venue)))
+
+
+def test_an_outlet_venue_is_a_name_or_an_outlet_noun() -> None:
+    assert venue_fits("Corriere della Sera", outlet=True)
+    assert venue_fits("state television", outlet=True)
+    assert venue_fits("two local newspapers", outlet=True)
+    assert not venue_fits("reporters", outlet=True)
+    assert venue_fits("reporters", outlet=False) and not venue_fits(" ", outlet=False)
+
+
+def test_the_most_named_venue_counts_a_short_form_for_its_fuller_one() -> None:
+    quotes = [_venue_quote("Radio Nova", 20), _venue_quote("Corriere", 40),
+              _venue_quote("Radio Nova", 60), _venue_quote("the Corriere della Sera", 80),
+              _venue_quote("Corriere", 120)]
+    assert most_named(quotes) is quotes[3]  # "Corriere" x2 + the full form: 3 > 2
+    assert most_named(quotes[:3]) is quotes[0]
+    assert most_named([]) is None
+
+
+def test_the_venue_span_without_a_candidate_is_the_quotes_words_inside_its_chunk() -> None:
+    body = "Intro. Vok told The Daily Planet that ferries run hourly. Next part of the text."
+    chunk = Chunk("a1", 0, 0, len(body), body)
+    start = body.index("Daily Planet")
+    quote = Quote(article_id="a1", content_spans=((body.index("that"), body.index(" Next") - 1),),
+                  content=body[body.index("that"):body.index(" Next") - 1], speaker="Vok",
+                  speaker_span=(7, 10), cue="told", cue_span=(11, 15), venue="Daily Planet",
+                  venue_span=(start, start + len("Daily Planet")))
+    span = venue_span(quote, [], ArticleMeta(id="a1", title="T"), lambda: [chunk])
+    assert span is not None and span.text == "Vok told The Daily Planet that ferries run hourly"
+    assert body[span.start:span.end] == span.text and span.chunk is chunk
+    held = _candidate(body[7:body.index(" Next")], 7, 0.5)
+    assert venue_span(quote, [held], ArticleMeta(id="a1"), lambda: []) is held
