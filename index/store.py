@@ -580,19 +580,24 @@ class Store:
             return []
         return [(cid, Chunk.article_id_of(cid)) for cid in collections[0].get(include=[])["ids"]]
 
+    def _chunk_batches(self, chunk_ids: Sequence[str], include: list[str],
+                       batch: int) -> Iterator[dict[str, Any]]:
+        """Chroma's `get` of those `chunk_ids` still stored, one read per `batch`."""
+        collections = self._collections()
+        if collections is None:
+            return
+        for first in range(0, len(chunk_ids), batch):
+            try:
+                yield collections[0].get(ids=list(chunk_ids[first:first + batch]),
+                                         include=include)
+            except chroma_errors() as exc:
+                raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+
     def chunk_vectors(self, chunk_ids: Sequence[str], batch: int = 5000
                       ) -> dict[str, np.ndarray]:
         """The stored embeddings of those `chunk_ids` still stored (one read per `batch`)."""
         found: dict[str, np.ndarray] = {}
-        collections = self._collections()
-        if collections is None:
-            return found
-        for first in range(0, len(chunk_ids), batch):
-            try:
-                got = collections[0].get(ids=list(chunk_ids[first:first + batch]),
-                                         include=["embeddings"])
-            except chroma_errors() as exc:
-                raise StoreError(f"cannot read embeddings at {self.location}: {exc}") from exc
+        for got in self._chunk_batches(chunk_ids, ["embeddings"], batch):
             found.update(zip(got["ids"], np.asarray(got["embeddings"], dtype=np.float32),
                              strict=True))
         return found
@@ -602,21 +607,16 @@ class Store:
         """Those of `chunk_ids` still stored: text, article metadata and embedding (one read
         per `batch`; one ArticleMeta per article, shared by its chunks)."""
         found: dict[str, StoredChunk] = {}
-        collections = self._collections()
-        if collections is None:
-            return found
         articles: dict[str, ArticleMeta] = {}
-        for first in range(0, len(chunk_ids), batch):
-            try:
-                got = collections[0].get(ids=list(chunk_ids[first:first + batch]),
-                                         include=["embeddings", "documents", "metadatas"])
-            except chroma_errors() as exc:
-                raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+        for got in self._chunk_batches(chunk_ids, ["embeddings", "documents", "metadatas"],
+                                       batch):
             for cid, doc, meta, vector in zip(got["ids"], got["documents"], got["metadatas"],
                                               np.asarray(got["embeddings"], dtype=np.float32),
                                               strict=True):
                 aid = meta["article_id"]
-                article = articles.get(aid) or articles.setdefault(aid, _article_from(meta, aid))
+                article = articles.get(aid)
+                if article is None:
+                    article = articles[aid] = _article_from(meta, aid)
                 found[cid] = StoredChunk(ChunkHit(_chunk_from(cid, doc, meta), article, 0.0),
                                          vector)
         return found
