@@ -956,8 +956,9 @@ def _article_names(toks: Sequence[_Tok], quoted: Sequence[Span] = ()) -> _Names:
     counts: dict[str, int] = {}
     inside = {i for a, b in quoted for i in range(_token_index(toks, a), _token_index(toks, b))}
     runs = _name_runs(toks)
+    lowered = _written_lower(toks)
     for a, b in runs:
-        while a < b and toks[a].lower in _STARTERS:
+        while a < b and (toks[a].lower in _STARTERS or _opener_not_name(toks, a, lowered)):
             a += 1
         if a == b:
             continue
@@ -994,8 +995,83 @@ def _article_names(toks: Sequence[_Tok], quoted: Sequence[Span] = ()) -> _Names:
             title = " ".join(lowers[:cut])
             names.by_title.append((toks[a].start, title, full))
         _lower_title_before(toks, a, full, names)
-    _person_mentions(toks, runs, names)
+    lone = _lone_surnames(toks, [(a, b) for a, b in runs if a not in inside], names, lowered)
+    names.by_last.update(lone)
+    votes = _person_mentions(toks, runs, names, lowered)
+    _drop_ungendered(names, frozenset(lone.values()), votes)
     return names
+
+
+#: A lone capitalised word is a candidate surname when written at least this many times,
+#: and a person when this many more pronouns of one gender than of the other follow it
+#: (train, 240 articles: 2 instead of 1 lost "Clinton", "Pate" and "Megyn", 3 right names).
+LONE_NAME_USES = 2
+LONE_NAME_VOTES = 1
+
+
+def _lone_surnames(toks: Sequence[_Tok], runs: Sequence[tuple[int, int]], names: _Names,
+                   lowered: frozenset[str]) -> dict[str, str]:
+    """Capitalised words written alone, never in lower case, no place, body, title or
+    outlet word, and no surname of a known full name ("Clinton" in an article that never
+    writes her first name): candidates for people, kept only when pronouns give them a
+    gender (`_drop_ungendered`)."""
+    counts: dict[str, int] = {}
+    places: set[str] = set()
+    inside: set[str] = set()  # written inside a sentence at least once
+    line_words = _line_words(toks)
+    for a, b in runs:
+        while a < b and (toks[a].lower in _STARTERS or _opener_not_name(toks, a, lowered)):
+            a += 1
+        if b - a != 1 or (a > 0 and toks[a - 1].lower in _DETERMINERS) \
+                or line_words[a] < CAPTION_WORDS:
+            continue
+        word = _bare_lower(toks[a])
+        if a > 0 and toks[a - 1].lower in _PLACE_PREPOSITIONS and word == toks[a].lower:
+            places.add(word)  # "in Iowa", "across Vermont": a place
+        if len(word) > 2 and toks[a].text[1:2].islower() and word not in lowered \
+                and word not in names.by_last and not _not_a_name(word):
+            counts[word] = counts.get(word, 0) + 1
+            if not _opens_sentence(toks, a):
+                inside.add(word)
+    return {word: _POSSESSIVE.sub("", next(t.text for t in toks if _bare_lower(t) == word))
+            for word, n in counts.items()
+            if n >= LONE_NAME_USES and word in inside and word not in places}
+
+
+_PLACE_PREPOSITIONS = wordset("in at across throughout")
+
+
+def _not_a_name(word: str) -> bool:
+    """A word that is no surname: a place, body, title, outlet, group or function word."""
+    return any(word in words for words in (
+        _NOT_PERSON, _STARTERS, _FUNCTION_WORDS, _CALENDAR, _OUTLET_WORDS, _OUTLET_NOUNS,
+        _GROUP_NOUNS, TITLE_WORDS, _QUANTIFIERS, _TITLE_ABBREVIATIONS, PRONOUNS, _PLACES))
+
+
+#: Places and their adjectives written alone ("Vermont", "Turkish"): no surname.
+_PLACES = wordset("""
+alabama alaska arizona arkansas california colorado connecticut delaware florida georgia
+hawaii idaho illinois indiana iowa kansas kentucky louisiana maine maryland massachusetts
+michigan minnesota mississippi missouri montana nebraska nevada ohio oklahoma oregon
+pennsylvania tennessee texas utah vermont virginia washington wisconsin wyoming
+america europe africa asia china russia mexico canada iran iraq syria israel turkey germany
+france britain england italy japan india libya egypt ukraine cuba korea
+french turkish chinese german mexican syrian iranian iraqi israeli italian japanese indian
+european african asian arab muslim christian jewish catholic latino hispanic english spanish
+""")
+
+
+def _drop_ungendered(names: _Names, lone: frozenset[str], votes: dict[str, int]) -> None:
+    """Forget the lone-word candidates that fewer than LONE_NAME_VOTES pronouns gave a
+    gender to (a country, a party)."""
+    drop = {full for full in lone if abs(votes.get(full, 0)) < LONE_NAME_VOTES}
+    if not drop:
+        return
+    for last in [last for last, full in names.by_last.items() if full in drop]:
+        del names.by_last[last]
+    names.persons[:] = [p for p in names.persons if p[1] not in drop]
+    for full in drop:
+        names.gender.pop(full, None)
 
 
 _NOT_PERSON = wordset("""
@@ -1044,11 +1120,12 @@ _SHE = _SHE_PRONOUNS | wordset("mrs ms")
 
 
 def _person_mentions(toks: Sequence[_Tok], runs: Sequence[tuple[int, int]],
-                     names: _Names) -> None:
+                     names: _Names, lowered: frozenset[str]) -> dict[str, int]:
     """Every mention of a known person, and each person's gender as the pronouns right after
     their mentions as a sentence's subject tell it (after "Asked about Trump, she ..." the
     pronoun is not Trump's), a gendered title or noun just before ("Mrs.", "actress")
-    counting five times (for "he" / "she" to find a person that fits)."""
+    counting five times (for "he" / "she" to find a person that fits); returns the votes
+    (positive: male) by name."""
     votes: dict[str, int] = {}
     mentions = [(a, b) for a, b in runs if _bare_lower(toks[b - 1]) in names.by_last]
     line_words = _line_words(toks)
@@ -1056,11 +1133,11 @@ def _person_mentions(toks: Sequence[_Tok], runs: Sequence[tuple[int, int]],
         full = names.by_last[_bare_lower(toks[b - 1])]
         pair = toks[b - 2:b] if b - 2 >= a else []
         if pair and _looks_like_person(pair) and pair[0].lower not in _PERSON_NOUNS \
-                and not full.endswith(f"{pair[0].text} "
-                                                                    f"{pair[1].text}"):
+                and not full.endswith(f"{pair[0].text} {pair[1].text}") \
+                and not _opener_not_name(toks, b - 2, lowered):
             full = f"{pair[0].text} {pair[1].text}"  # "Ivanka Trump" beside "Donald Trump"
-        initial = (a == 0 or toks[a].brk or toks[a - 1].text in ".!?"
-                   or toks[a - 1].text in _CLOSE_QUOTES) and line_words[a] >= CAPTION_WORDS
+        initial = (_opens_sentence(toks, a) or _opens_clause(toks, a)) \
+            and line_words[a] >= CAPTION_WORDS
         if n and names.persons and _titled_by(toks, mentions[n - 1][1], a):
             start, previous, initial = names.persons[-1]  # "McConnell spokesman Don Stewart":
             names.persons[-1] = (start, previous, False)  # the subject is the spokesman
@@ -1080,6 +1157,30 @@ def _person_mentions(toks: Sequence[_Tok], runs: Sequence[tuple[int, int]],
         vote += FIRST_NAME_VOTES * ((first in _MALE_FIRST_NAMES) - (first in _FEMALE_FIRST_NAMES))
         if vote:
             names.gender[full] = "m" if vote > 0 else "f"
+    return votes
+
+
+def _opens_sentence(toks: Sequence[_Tok], k: int) -> bool:
+    """Whether token `k` opens a sentence or a line (its capital says nothing of a name)."""
+    return k == 0 or toks[k].brk or toks[k - 1].text in ".!?" or toks[k - 1].text in _CLOSE_QUOTES
+
+
+def _opens_clause(toks: Sequence[_Tok], a: int) -> bool:
+    """Whether the name at token `a` opens a clause after ", but" or ";" (its subject:
+    "..., but Christie wasn't having it"; not ", and", which mostly ends a list)."""
+    return a >= 2 and ((toks[a - 1].lower == "but" and toks[a - 2].text == ",")
+                       or toks[a - 1].text == ";")
+
+
+def _written_lower(toks: Sequence[_Tok]) -> frozenset[str]:
+    """The words the article writes in lower case somewhere."""
+    return frozenset(t.lower for t in toks if not t.cap)
+
+
+def _opener_not_name(toks: Sequence[_Tok], k: int, lowered: frozenset[str]) -> bool:
+    """A word capitalised only because it opens a sentence, and written in lower case
+    elsewhere in the article, is no name word ("Maybe Trump is ..." is Trump)."""
+    return _opens_sentence(toks, k) and toks[k].lower in lowered
 
 
 #: A common first name counts as this many pronouns for its bearer's gender (train: "Ben
@@ -1137,7 +1238,8 @@ def _titled_by(toks: Sequence[_Tok], end: int, start: int) -> bool:
     starting at `start` ("McConnell spokesman Don Stewart", "Trump campaign manager X")."""
     between = toks[end:start]
     return bool(between) and len(between) <= 4 and all(
-        not t.cap and (t.lower in TITLE_WORDS or t.lower in _ORG_NOUNS) for t in between)
+        not t.cap and (t.lower in TITLE_WORDS or t.lower in _ORG_NOUNS or t.lower in _ANONYMOUS
+                       or _is_person_noun(t.lower)) for t in between)
 
 
 def _lower_title_before(toks: Sequence[_Tok], a: int, full: str, names: _Names) -> None:
@@ -1159,7 +1261,7 @@ actress actor host anchor journalist reporter columnist author writer pastor pre
 doctor neurosurgeon surgeon lawyer billionaire businessman businesswoman mogul tycoon developer
 frontrunner front-runner hopeful contender incumbent challenger star singer rapper comedian
 celebrity economist professor pollster analyst activist veteran founder executive ceo donor
-attorney
+attorney consultant
 businessperson man woman mother father wife husband son daughter widow nominee candidate
 """)
 #: Verbs ending in "-ist" that are not people.
@@ -1266,11 +1368,20 @@ def _is_description(words: Sequence[str]) -> bool:
     if not lowers or (len(lowers) == 1 and _CONTRACTED.sub("", lowers[0]) in _NOT_DESCRIPTIONS):
         return False
     return (lowers[0] in _DESCRIPTION_STARTS or lowers[0][0].isdigit()
-            or _is_description_head(lowers[-1])
+            or _is_description_head(lowers[-1]) or _lower_noun_phrase(words)
             or (len(lowers) <= 3 and lowers[-1].endswith("s") and not lowers[-1].endswith("ss"))
             or (len(words) <= 4 and words[0][:1].isupper() and words[-1][:1].islower())
             or (words[0][:1].isupper() and words[-1][:1].islower() and words[-1].isalpha()
                 and lowers[-1] not in _NOT_IN_PHRASE and not lowers[-1].endswith("ed")))
+
+
+def _lower_noun_phrase(words: Sequence[str]) -> bool:
+    """A short phrase of lower-case words that could be a noun phrase ("exit polling
+    data"): no function word, verb-like ending or adverb at its edges."""
+    return 2 <= len(words) <= 4 and all(w.isalpha() and w.islower() for w in words) \
+        and not any(w in _NOT_IN_PHRASE or w in _SUBJECT_STOPS or w in CUE_VERBS
+                    for w in (words[0], words[-1])) \
+        and not words[-1].endswith(("ed", "ly", "ing"))
 
 
 @dataclass
@@ -1330,6 +1441,7 @@ class _Resolver:
         for k in range(a, b):
             if _RELATIVE.match(toks[k].lower):
                 return _antecedent(toks, k)
+        b = _without_day(toks, a, b)
         words = _named_part(toks, a, b)
         if not words:
             return self.body[span[0]:span[1]], span[0]
@@ -1525,7 +1637,8 @@ class _Resolver:
         if modifiers:
             return " ".join([*(_POSSESSIVE.sub("", m) for m in modifiers), head])
         named = [name for start, name in self.names.orgs
-                 if start < at and name.lower().endswith(" " + head)]
+                 if start < at and (name.lower().endswith(" " + head)
+                                    or f" {head} of " in f" {name.lower()} ")]
         if named:
             return named[-1]
         pattern = re.compile(r"\b((?:[A-Z][\w-]*(?:['’]s)? )+)((?:[a-z]+ ){0,2})"
@@ -1615,6 +1728,18 @@ def _named_part(toks: Sequence[_Tok], a: int, b: int) -> tuple[int, int] | None:
         and t.lower not in _NUMBER_WORDS for t in toks[f:la])]
     chosen = named or cleaned
     return chosen[0] if chosen else None
+
+
+def _without_day(toks: Sequence[_Tok], a: int, b: int) -> int:
+    """A mention's end before a closing day adjunct ("the board of elections on Monday",
+    "The report published Tuesday"), not "Super Tuesday"."""
+    while b - 1 > a and not toks[b - 1].text[0].isalnum():
+        b -= 1
+    if b - 1 > a and toks[b - 1].lower in _CALENDAR and not toks[b - 2].cap:
+        b -= 1
+        if b - 1 > a and toks[b - 1].lower in ("on", "last", "this", "next"):
+            b -= 1
+    return b
 
 
 def _description_start(toks: Sequence[_Tok], first: int, last: int) -> int:

@@ -428,3 +428,52 @@ def test_shares_and_capitalised_phrases_are_given_as_written() -> None:
         "More than 4 in 10"
     assert _resolved(body, "Early results of the harbour survey", "the plan is popular") \
         == "Early results of the harbour survey"
+
+
+def test_a_sentence_opener_written_in_lower_case_elsewhere_is_no_first_name() -> None:
+    body = ("Critics say maybe the fares will rise. Maybe Vance is right about the pier, and "
+            "he knows the port. The board thanked Vance. He said the fares would fall.")
+    assert _resolved(body, "Vance", "is right about the pier") == "Vance", \
+        "'Maybe' opens the sentence and is written in lower case elsewhere: no name word"
+    assert _resolved(body, "He", "the fares would fall") == "Vance"
+
+
+def test_a_surname_written_alone_is_a_person_when_pronouns_give_a_gender() -> None:
+    body = ("Quist opened the pier on Monday. She thanked the crew at length. The crowd "
+            "cheered Quist. Later she said the fares would fall.")
+    assert _resolved(body, "she", "the fares would fall") == "Quist", \
+        "an article that never writes her first name still names her"
+    place = ("Paul Vance toured Lindo on Monday. Lindo voted early and he liked it. Back in "
+             "Lindo, he said the fares would fall.")
+    assert _resolved(place, "he", "the fares would fall", nth=1) == "Paul Vance", \
+        "a word written after 'in' is a place, not a person"
+    party = ("Paul Vance joined Harbourside in May. Vance said Harbourside would win, as "
+             "Harbourside had before. He said the fares would fall.")
+    assert _resolved(party, "He", "the fares would fall") == "Paul Vance", \
+        "no pronoun follows Harbourside as a subject: no gender, no person"
+
+
+def test_a_consultant_between_two_names_makes_the_second_the_subject() -> None:
+    body = ("Tomas Ek won the vote. Ek consultant Paul Vance spoke next. “The fares will "
+            "fall,” he said.")
+    assert _resolved(body, "he", "The fares will") == "Paul Vance"
+
+
+def test_a_name_opening_a_clause_after_but_is_its_subject() -> None:
+    body = ("Paul Vance asked to move on, but Peter Dahl was not having it. “The fares are "
+            "too high,” he said.")
+    assert _resolved(body, "he", "The fares are") == "Peter Dahl"
+
+
+def test_a_day_after_a_description_and_an_organisation_of_that_head() -> None:
+    body = ("The Lindo Board of Elections met in May. Later the board of elections on Monday "
+            "said the vote was void. The board said it would meet again.")
+    assert _resolved(body, "the board of elections on Monday", "the vote was void") == \
+        "Lindo Board of Elections", "the day is no name, the board is the one named before"
+    assert _resolved(body, "The board", "it would meet again") == "Lindo Board of Elections"
+
+
+def test_a_short_lower_case_noun_phrase_is_given_as_written() -> None:
+    body = "Ana Quist led the count, according to exit polling data."
+    assert _resolved(body, "exit polling data", "Ana Quist led the count") == \
+        "exit polling data"
