@@ -3,7 +3,9 @@
 The bundled all-MiniLM-L6-v2 reads "[CLS] question [SEP] span [SEP]"; a LoRA adapter (peft, on
 query/value), a linear head over the mean-pooled tokens (which span answers) and a token-level
 start/end head over the span's word pieces (the short answer inside it; of the head's best
-pairs, the best that fits the question's answer type) turn it into a reader.
+pairs, the best that fits the question's answer type) turn it into a reader. A second LoRA
+adapter with its own start/end head (the answerer, ANSWER_ADAPTER) reads only the lead span
+again, for a better short answer and its margin over "no answer" (the [CLS] token).
 A small logistic calibrator over the reader's scores and the question's coverage gives the
 probability that the best span answers, and the refusal threshold. Only the adapter, the heads
 and the calibrator are newsqa's own weights (qa/weights/reader/, loaded by path, sha256
@@ -17,7 +19,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -50,9 +52,11 @@ NAME_TYPES = frozenset({"person", "name", "place"})
 #: What a "when" answer may name besides digits: a day, a month, a season, a period.
 CALENDAR_WORDS = DAY_AND_MONTH_WORDS | wordset("spring summer autumn winter century decade")
 LORA_TARGETS = ("query", "value")
+#: The peft name of the short-answer adapter beside the ranker's ("default").
+ANSWER_ADAPTER = "answerer"
 #: The calibrator's features, in order (see `confidence_features`).
 FEATURES = ("top_score", "margin", "top_probability", "answer_score", "top_coverage",
-            "union_coverage")
+            "union_coverage", "answerer_margin")
 _MASKED = -1e4
 
 
@@ -65,13 +69,15 @@ class SpanReading:
     """The reader's view of one candidate span: its relevance logit, the short answer's
     offsets in the span (None, None without one), `answer_score` = the head's best start +
     end logit in the span (a calibrator feature, whichever answer the typed decoding keeps)
-    and `answer_fits` = the short answer fits the question's answer type."""
+    and `answer_fits` = the short answer fits the question's answer type; `answerer_margin`
+    = the answerer's best answer score over its "no answer" score, on the span it read."""
 
     score: float
     answer_start: int | None
     answer_end: int | None
     answer_score: float = 0.0
     answer_fits: bool = False
+    answerer_margin: float | None = None
 
     @property
     def has_answer(self) -> bool:
@@ -81,13 +87,15 @@ class SpanReading:
 @dataclass(frozen=True)
 class ReaderConfig:
     """What the weights were trained as: 'lora' (adapter + heads) or 'frozen' (span head
-    only); `answer_head` says whether they carry the short-answer start/end head."""
+    only); `answer_head` says whether they carry the short-answer start/end head,
+    `answer_adapter` whether a second adapter + head finds the short answer in the lead span."""
 
     variant: str = "lora"
     rank: int = 8
     alpha: int = 16
     max_length: int = MAX_LENGTH
     answer_head: bool = False
+    answer_adapter: bool = False
 
     def __post_init__(self) -> None:
         if self.variant not in ("lora", "frozen"):
@@ -95,7 +103,8 @@ class ReaderConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return {"variant": self.variant, "rank": self.rank, "alpha": self.alpha,
-                "max_length": self.max_length, "answer_head": self.answer_head}
+                "max_length": self.max_length, "answer_head": self.answer_head,
+                "answer_adapter": self.answer_adapter}
 
 
 @dataclass(frozen=True)
@@ -146,13 +155,19 @@ def build_encoder(config: ReaderConfig, model: str = BUNDLED_MODEL) -> tuple[Any
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     encoder = AutoModel.from_pretrained(path, local_files_only=True)
     if config.variant == "lora":
-        from peft import LoraConfig, get_peft_model
+        from peft import get_peft_model
 
-        lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
-                          target_modules=list(LORA_TARGETS))
-        encoder = get_peft_model(encoder, lora)
+        encoder = get_peft_model(encoder, lora_config(config))
     head = torch.nn.Linear(encoder.config.hidden_size, 1)
     return tokenizer, encoder, head
+
+
+def lora_config(config: ReaderConfig) -> Any:
+    """The peft LoRA settings of both adapters (the ranker's and the answerer's)."""
+    from peft import LoraConfig
+
+    return LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0,
+                      target_modules=list(LORA_TARGETS))
 
 
 def build_answer_head(encoder: Any) -> Any:
@@ -173,8 +188,9 @@ class PairPass:
 
 
 def encode_pairs(tokenizer: Any, encoder: Any, question: str, spans: Sequence[str],
-                 max_length: int = MAX_LENGTH) -> PairPass:
-    """"[CLS] question [SEP] span [SEP]" per span through the encoder, in one batch."""
+                 max_length: int = MAX_LENGTH, adapter: str | None = None) -> PairPass:
+    """"[CLS] question [SEP] span [SEP]" per span through the encoder, in one batch; with
+    `adapter`, through that named peft adapter instead of the active one (inference only)."""
     import torch
 
     batch = tokenizer([question] * len(spans), list(spans), truncation="only_second",
@@ -184,7 +200,8 @@ def encode_pairs(tokenizer: Any, encoder: Any, question: str, spans: Sequence[st
     inside = np.zeros(offsets.shape[:2], dtype=bool)
     for row, span in enumerate(spans):
         inside[row] = _span_word_pieces(batch.sequence_ids(row), offsets[row], span)
-    hidden = encoder(**batch).last_hidden_state
+    routed = {"adapter_names": [adapter] * len(spans)} if adapter else {}
+    hidden = encoder(**batch, **routed).last_hidden_state
     return PairPass(hidden, batch["attention_mask"], torch.from_numpy(inside), offsets)
 
 
@@ -208,10 +225,15 @@ def span_logits(head: Any, encoded: PairPass) -> Any:
     return head(pooled).squeeze(-1)
 
 
-def answer_logits(answer_head: Any, encoded: PairPass) -> tuple[Any, Any]:
-    """(start, end) logits per token, masked outside the span's word pieces."""
+def answer_logits(answer_head: Any, encoded: PairPass, *, null: bool = False
+                  ) -> tuple[Any, Any]:
+    """(start, end) logits per token, masked outside the span's word pieces; with `null` the
+    first token ([CLS]) stays too: start = end = 0 is the answerer's "no answer here"."""
     logits = answer_head(encoded.hidden)
     outside = ~encoded.span_tokens
+    if null:
+        outside = outside.clone()
+        outside[:, 0] = False
     start = logits[..., 0].masked_fill(outside, _MASKED)
     end = logits[..., 1].masked_fill(outside, _MASKED)
     return start, end
@@ -401,6 +423,23 @@ def span_reading(score: float, span: str, pairs: Sequence[tuple[int, int, float]
     return SpanReading(score, chosen[0], chosen[1], best, chosen[2])
 
 
+def refine_answer(answerer: tuple[Any, Any, Any], question: str, span: str,
+                  reading: SpanReading, max_length: int = MAX_LENGTH, *, typed: bool = True,
+                  adapter: str | None = None) -> SpanReading:
+    """`reading` with its short answer found by the answerer ((tokenizer, encoder, answer
+    head), through `adapter` when named) in one pass over this span; its score and
+    answer_score (the ranking's and the calibrator's inputs) stay the ranker's."""
+    tokenizer, encoder, answer_head = answerer
+    encoded = encode_pairs(tokenizer, encoder, question, [span], max_length, adapter)
+    start, end = (t.float().numpy() for t in answer_logits(answer_head, encoded, null=True))
+    pairs = answer_pairs(start[0], end[0], encoded.span_tokens.numpy()[0], encoded.offsets[0],
+                         span, limit=TOP_PAIRS if typed else 1)
+    found = span_reading(reading.score, span, pairs, AnswerFrame.of(question) if typed else None)
+    best = pairs[0][2] if pairs else float(start[0][0] + end[0][0])
+    return replace(found, answer_score=reading.answer_score,
+                   answerer_margin=best - float(start[0][0] + end[0][0]))
+
+
 # --- confidence ----------------------------------------------------------------------------
 
 
@@ -408,48 +447,60 @@ def confidence_features(question: str, spans: Sequence[str],
                         readings: Sequence[SpanReading]) -> tuple[float, ...]:
     """`FEATURES` of a reading: the top score, its margin over the runner-up, its softmax
     share among the spans, the top span's short-answer score, and the share of the question's
-    stems in the top span / in all spans."""
+    stems in the top span / in all spans, and the answerer's margin on the span it read (0
+    when it read none)."""
     if not readings or len(readings) != len(spans):
         raise ReaderWeightsError("confidence needs one reading per span, at least one")
     order = sorted(range(len(readings)), key=lambda i: -readings[i].score)
     top = readings[order[0]]
     margin = top.score - readings[order[1]].score if len(order) > 1 else 0.0
     share = 1.0 / sum(math.exp(max(r.score - top.score, -60.0)) for r in readings)
+    answerer = next((r.answerer_margin for r in readings if r.answerer_margin is not None), 0.0)
     wanted = set(content_stems(question))
     if not wanted:
-        return (top.score, margin, share, top.answer_score, 0.0, 0.0)
+        return (top.score, margin, share, top.answer_score, 0.0, 0.0, answerer)
     top_stems = set(content_stems(spans[order[0]]))
     union = set().union(*(set(content_stems(s)) for s in spans))
     return (top.score, margin, share, top.answer_score, len(wanted & top_stems) / len(wanted),
-            len(wanted & union) / len(wanted))
+            len(wanted & union) / len(wanted), answerer)
 
 
 # --- weights on disk -----------------------------------------------------------------------
 
 
-def trained_state(encoder: Any, head: Any, config: ReaderConfig,
-                  answer_head: Any = None) -> dict[str, Any]:
-    """The newsqa-owned tensors: the LoRA adapter (if any), the span head, the answer head."""
+def trained_state(encoder: Any, head: Any, config: ReaderConfig, answer_head: Any = None,
+                  answerer: tuple[Any, Any] | None = None) -> dict[str, Any]:
+    """The newsqa-owned tensors: the LoRA adapter (if any), the span head, the answer head,
+    and the answerer's (encoder, answer head) adapter and head under "answerer."."""
     state: dict[str, Any] = {f"head.{k}": v.detach().clone() for k, v in head.state_dict().items()}
     if answer_head is not None:
         state.update({f"answer.{k}": v.detach().clone()
                       for k, v in answer_head.state_dict().items()})
     if config.variant == "lora":
-        from peft import get_peft_model_state_dict
-
-        for key, value in get_peft_model_state_dict(encoder).items():
-            state[f"lora.{key}"] = value.detach().clone()
+        state.update(_adapter_state(encoder, "lora."))
+    if answerer is not None:
+        state.update(_adapter_state(answerer[0], "answerer.lora."))
+        state.update({f"answerer.answer.{k}": v.detach().clone()
+                      for k, v in answerer[1].state_dict().items()})
     return state
 
 
+def _adapter_state(encoder: Any, prefix: str) -> dict[str, Any]:
+    from peft import get_peft_model_state_dict
+
+    return {f"{prefix}{key}": value.detach().clone()
+            for key, value in get_peft_model_state_dict(encoder).items()}
+
+
 def save_weights(folder: Path, encoder: Any, head: Any, config: ReaderConfig,
-                 metadata: dict[str, Any], answer_head: Any = None) -> str:
+                 metadata: dict[str, Any], answer_head: Any = None,
+                 answerer: tuple[Any, Any] | None = None) -> str:
     """Write reader.pt, its sha256 file and metadata.json; returns the sha256."""
     import torch
 
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / WEIGHTS_FILE
-    torch.save(trained_state(encoder, head, config, answer_head), target)
+    torch.save(trained_state(encoder, head, config, answer_head, answerer), target)
     return record_weights(folder, WEIGHTS_FILE, SHA_FILE, METADATA_FILE,
                           {**metadata, "config": config.to_dict()})
 
@@ -461,6 +512,7 @@ class _Loaded:
     head: Any
     answer_head: Any
     config: ReaderConfig
+    answerer_head: Any = None
 
 
 class Reader:
@@ -548,9 +600,11 @@ class Reader:
                     answer_head.eval()
                 if config.variant == "lora":
                     _apply_adapter(encoder, state)
+                answerer_head = _load_answerer(encoder, config, state)
                 encoder.eval()
                 head.eval()
-                self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config)
+                self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config,
+                                       answerer_head)
             return self._loaded
 
     def warm_up(self) -> None:
@@ -577,6 +631,19 @@ class Reader:
             return read_pairs(model, question, spans, loaded.config.max_length,
                               typed=self.typed_answers)
 
+    def short_answer(self, question: str, span: str, reading: SpanReading) -> SpanReading:
+        """`reading` (of `span`) with its short answer from the answerer adapter when the
+        weights carry one (one pass over this span); otherwise `reading` as it is."""
+        loaded = self._load()
+        if loaded.answerer_head is None:
+            return reading
+        import torch
+
+        answerer = (loaded.tokenizer, loaded.encoder, loaded.answerer_head)
+        with torch_threads(1), torch.inference_mode():
+            return refine_answer(answerer, question, span, reading, loaded.config.max_length,
+                                 typed=self.typed_answers, adapter=ANSWER_ADAPTER)
+
     def confidence(self, question: str, spans: Sequence[str],
                    readings: Sequence[SpanReading]) -> float:
         """Calibrated probability that the top-scored span answers the question."""
@@ -600,13 +667,30 @@ def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _apply_adapter(encoder: Any, state: dict[str, Any]) -> None:
+def _load_answerer(encoder: Any, config: ReaderConfig, state: dict[str, Any]) -> Any:
+    """The answerer's head, its adapter added to `encoder` as ANSWER_ADAPTER; None when the
+    weights carry no answerer."""
+    head_state = _prefixed(state, "answerer.answer.")
+    if not head_state:
+        return None
+    if config.variant != "lora":
+        raise ReaderWeightsError("an answerer adapter needs the 'lora' variant")
+    encoder.add_adapter(ANSWER_ADAPTER, lora_config(config))
+    _apply_adapter(encoder, state, "answerer.lora.", ANSWER_ADAPTER)
+    answerer_head = build_answer_head(encoder)
+    answerer_head.load_state_dict(head_state)
+    answerer_head.eval()
+    return answerer_head
+
+
+def _apply_adapter(encoder: Any, state: dict[str, Any], prefix: str = "lora.",
+                   name: str = "default") -> None:
     from peft import set_peft_model_state_dict
 
-    adapter = _prefixed(state, "lora.")
+    adapter = _prefixed(state, prefix)
     if not adapter:
         raise ReaderWeightsError("reader weights hold no LoRA adapter for a 'lora' variant")
-    result = set_peft_model_state_dict(encoder, adapter)
+    result = set_peft_model_state_dict(encoder, adapter, adapter_name=name)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ReaderWeightsError(f"reader adapter keys do not fit the encoder: {unexpected[:3]}")

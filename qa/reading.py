@@ -83,6 +83,8 @@ class SpanReader(Protocol):
 
     def read(self, question: str, spans: Sequence[str]) -> Sequence[Any]: ...
 
+    def short_answer(self, question: str, span: str, reading: Any) -> Any: ...
+
     def confidence(self, question: str, spans: Sequence[str],
                    readings: Sequence[Any]) -> float: ...
 
@@ -111,26 +113,30 @@ class Reading:
 
 def read_spans(reader: SpanReader, question: str, candidates: Sequence[ScoredSpan], *,
                extractive_weight: float = 0.0, answer_weight: float = 0.0,
-               lead_weights: tuple[float, float] | None = None) -> Reading:
+               lead_weights: tuple[float, float] | None = None, answerer: bool = True
+               ) -> Reading:
     """One reader pass over the candidates: re-ranked by the reader's score (plus
     `extractive_weight` x the extractive span score and `answer_weight` x the short-answer
     head's best score in the span), short answers in body offsets. With `lead_weights`
-    (extractive, answer), the span best by `lead_scores` leads, the rest follow best first."""
+    (extractive, answer), the span best by `lead_scores` leads, the rest follow best first.
+    With `answerer`, the lead span's short answer is then the reader's `short_answer` (its
+    answerer), whose margin over "no answer" enters the confidence."""
     started = time.perf_counter()
     if not candidates:
         return Reading((), 0.0, time.perf_counter() - started)
     texts = [c.text for c in candidates]
-    readings = reader.read(question, texts)
+    readings = list(reader.read(question, texts))
+    ranking = [float(r.score) + extractive_weight * c.score + answer_weight * float(r.answer_score)
+               for c, r in zip(candidates, readings, strict=True)]
+    order = sorted(range(len(candidates)), key=lambda i: -ranking[i])
+    if lead_weights is not None:
+        first = int(np.argmax(lead_scores(readings, candidates, *lead_weights)))
+        order = [first, *(i for i in order if i != first)]
+    if answerer:
+        readings[order[0]] = reader.short_answer(question, texts[order[0]], readings[order[0]])
     confidence = float(reader.confidence(question, texts, readings))
-    spans = [ReadSpan(c, float(r.score) + extractive_weight * c.score
-                      + answer_weight * float(r.answer_score),
-                      *_body_offsets(c, r.answer_start, r.answer_end))
-             for c, r in zip(candidates, readings, strict=True)]
-    lead = (spans.pop(int(np.argmax(lead_scores(readings, candidates, *lead_weights))))
-            if lead_weights is not None else None)
-    spans.sort(key=lambda s: -s.score)
-    if lead is not None:
-        spans.insert(0, lead)
+    spans = [ReadSpan(candidates[i], ranking[i], *_body_offsets(
+        candidates[i], readings[i].answer_start, readings[i].answer_end)) for i in order]
     return Reading(tuple(spans), confidence, time.perf_counter() - started)
 
 
@@ -299,7 +305,9 @@ class ReadingAnswerer:
     `use_gate`: also refuse when the extractive coverage gate does (names missing, key words
     absent); `short_answers`: short questions (who / which / where / when / how many) lead
     with the short answer (the first citation carries it for any question either way);
-    `refuse`: refuse below the reader's threshold. Each can be switched off (the ablation).
+    `refuse`: refuse below the reader's threshold; `answerer`: the lead span's short answer
+    from the reader's answerer (else the ranker's own). Each can be switched off (the
+    ablation).
     With `quotes`, venue questions the quote index answers lead with the venue (module doc).
     """
 
@@ -312,7 +320,7 @@ class ReadingAnswerer:
                  extractive_weight: float = EXTRACTIVE_WEIGHT,
                  answer_weight: float = ANSWER_WEIGHT,
                  lead_weights: tuple[float, float] | None = LEAD_WEIGHTS,
-                 quotes: QuoteIndex | None = None) -> None:
+                 quotes: QuoteIndex | None = None, answerer: bool = True) -> None:
         if not 1 <= max_citations <= MAX_CITATIONS:
             raise ValueError(f"max_citations must be between 1 and {MAX_CITATIONS}")
         self.extractive = extractive
@@ -326,6 +334,7 @@ class ReadingAnswerer:
         self.answer_weight = answer_weight
         self.lead_weights = lead_weights
         self.quotes = quotes
+        self.answerer = answerer
 
     def analyse(self, question: str, passages: Sequence[Passage], *,
                 query_embedding: Any = None) -> Analysis:
@@ -336,7 +345,8 @@ class ReadingAnswerer:
         """The reader's pass over the analysis' most promising spans."""
         return read_spans(self.reader, question, analysis.spans[:self.reader.max_candidates],
                           extractive_weight=self.extractive_weight,
-                          answer_weight=self.answer_weight, lead_weights=self.lead_weights)
+                          answer_weight=self.answer_weight, lead_weights=self.lead_weights,
+                          answerer=self.answerer)
 
     def answer(self, question: str, passages: Sequence[Passage], *,
                query_embedding: Any = None, analysis: Analysis | None = None) -> Answer:

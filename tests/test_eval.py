@@ -526,7 +526,8 @@ def test_tiny_corpus_ablation_runs_every_variant_through_the_one_loop(settings, 
                       ablation=ablation_variants())
     rows = {row.name: row for row in report.ablation}
     assert list(rows) == ["extractive", "no refusal", "no gate", "calibrated refusal",
-                          "calibrated refusal, no gate", "no short lead", "full"]
+                          "calibrated refusal, no gate", "no answerer", "no short lead",
+                          "full"]
     full, refusal, short = rows["full"], report.refusal, report.short_answers
     assert refusal is not None and short is not None
     assert (full.answer_support, full.refusal_rate, full.false_refusal_rate,
@@ -549,7 +550,7 @@ def test_tiny_corpus_ablation_runs_every_variant_through_the_one_loop(settings, 
     assert {k for k in report.timings if k.startswith("ablation")} == {
         "ablation extractive_s", "ablation no refusal_s", "ablation no gate_s",
         "ablation calibrated refusal_s", "ablation calibrated refusal, no gate_s",
-        "ablation no short lead_s"}
+        "ablation no answerer_s", "ablation no short lead_s"}
 
 
 # --- a quick real run ------------------------------------------------------------------------

@@ -501,7 +501,8 @@ def train_reader_command(train_dir: Path, out: Path | None, limit: int | None,
                f"threshold {metadata['calibration']['threshold']:.3f} refuses "
                f"{100 * report['false_refusals']:.0f} % answerable, "
                f"{100 * report['unanswerable_refused']:.0f} % unanswerable")
-    click.echo(f"chose {metadata['chosen']}; wrote {out or WEIGHTS_DIR} "
+    answerer = "with" if metadata.get("answerer_kept") else "without"
+    click.echo(f"chose {metadata['chosen']} {answerer} the answerer; wrote {out or WEIGHTS_DIR} "
                f"(sha256 {metadata['weights_sha256'][:12]})")
 
 

@@ -86,6 +86,9 @@ VARIANTS: tuple[Variant, ...] = (
             "with it)", reading_variant(refuse=True)),
     Variant("calibrated refusal, no gate", "refusal below the reader's threshold instead of "
             "the coverage gate", reading_variant(refuse=True, use_gate=False)),
+    Variant("no answerer", "the lead span's short answer from the ranker's own answer head, "
+            "not the answerer adapter (whose margin then leaves the confidence)",
+            reading_variant(answerer=False)),
     Variant("no short lead", "the reader, the reply not led by the short answer (its "
             "citation still marks it, so short-answer F1 is unchanged)",
             reading_variant(short_answers=False)),

@@ -9,7 +9,9 @@ most word-overlapping first. The LoRA variant learns span selection (a group los
 candidates) and the short answer (start/end cross-entropy on the positives where the answer is
 located) together; the frozen variant learns span selection only. Variants compared on the
 held-out weeks (hit@1 of an answering span among the candidates): LoRA adapter + heads, frozen
-encoder + head, and today's extractive scorer on the same spans. The chosen reader's confidence
+encoder + head, and today's extractive scorer on the same spans. Beside the chosen reader a
+second adapter, the answerer, learns only the short answer (and "no answer" on spans without
+it); it is kept when its short answers beat the reader's own there. The chosen reader's confidence
 is calibrated on the held-out answerable cases and their unanswerable variants (the same mining
 with every article containing the answer removed). `python -m qa.eval.train_reader --held-out`
 measures the committed weights on the held-out weeks without training (`evaluate_reader`).
@@ -54,6 +56,7 @@ from qa.reader import (
     encode_pairs,
     pair_logits,
     read_pairs,
+    refine_answer,
     save_weights,
     span_logits,
 )
@@ -74,12 +77,16 @@ ANSWER_LOSS_WEIGHT = 1.0
 #: against 50.7 % without it, below the frozen variant's 40.3 %).
 ANSWER_ENCODER_GRADIENT = 0.1
 FROZEN_EPOCHS = 20
+#: Epochs of the short-answer adapter over the training questions' positive candidates.
+ANSWERER_EPOCHS = 3
+#: Candidates without the answer per question that teach the answerer "no answer here".
+ANSWERER_NEGATIVES = 2
 #: Refusal threshold: the highest with at most this share of answerable cases refused.
 FALSE_REFUSALS = 0.10
 CALIBRATION_L2 = 1.0
 ECE_BINS = 10
 #: Calibrator features that may only raise the confidence.
-MONOTONE = frozenset({"top_score", "margin", "top_probability"})
+MONOTONE = frozenset({"top_score", "margin", "top_probability", "answerer_margin"})
 #: Measured: with another process busy on the second core, 2 torch threads spin-wait (150 LoRA
 #: steps took 45 s alone, then about 3 s a step once a neighbour started); 1 thread does not.
 TORCH_THREADS = 1
@@ -122,6 +129,7 @@ class Trained:
 class TrainSettings:
     candidates: int = CANDIDATES
     lora_epochs: int = 1
+    answerer_epochs: int = ANSWERER_EPOCHS
     frozen_epochs: int = FROZEN_EPOCHS
     max_steps: int | None = None
     seed: int = SEED
@@ -130,6 +138,7 @@ class TrainSettings:
     def to_dict(self) -> dict[str, Any]:
         return {"candidates": self.candidates, "lora_epochs": self.lora_epochs,
                 "frozen_epochs": self.frozen_epochs, "max_steps": self.max_steps,
+                "answerer_epochs": self.answerer_epochs,
                 "seed": self.seed, "threads": self.threads, "lora_lr": LORA_LR,
                 "head_lr": HEAD_LR, "positives": POSITIVES, "hard_negatives": HARD_NEGATIVES,
                 "answer_loss_weight": ANSWER_LOSS_WEIGHT,
@@ -279,13 +288,16 @@ def answer_targets(encoded: PairPass, example: Example) -> list[tuple[int, int, 
     return targets
 
 
-def _answer_loss(answer_head: Any, encoded: PairPass, targets: list[tuple[int, int, int]]
-                 ) -> Any:
+def _answer_loss(answer_head: Any, encoded: PairPass, targets: list[tuple[int, int, int]],
+                 gradient: float = ANSWER_ENCODER_GRADIENT, *, null: bool = False) -> Any:
+    """Start/end cross-entropy at `targets` ((row, 0, 0) = "no answer" with `null`);
+    `gradient` of it reaches the encoder."""
     import torch
 
     hidden = encoded.hidden
-    scaled = hidden * ANSWER_ENCODER_GRADIENT + hidden.detach() * (1 - ANSWER_ENCODER_GRADIENT)
-    start, end = answer_logits(answer_head, dataclasses.replace(encoded, hidden=scaled))
+    scaled = hidden * gradient + hidden.detach() * (1 - gradient)
+    start, end = answer_logits(answer_head, dataclasses.replace(encoded, hidden=scaled),
+                               null=null)
     rows = torch.tensor([t[0] for t in targets])
     starts, ends = torch.tensor([t[1] for t in targets]), torch.tensor([t[2] for t in targets])
     cross = torch.nn.functional.cross_entropy
@@ -320,6 +332,60 @@ def train_lora(examples: Sequence[Example], settings: TrainSettings,
             progress("train lora", step, len(order))
     encoder.eval()
     return Trained(tokenizer, encoder, head, answer_head, config)
+
+
+def answerer_examples(examples: Sequence[Example], negatives: int = ANSWERER_NEGATIVES
+                      ) -> list[Example]:
+    """Each example cut down to its positive candidates (where the answerer learns the
+    answer) and its first `negatives` others (where it learns "no answer")."""
+    kept = []
+    for example in examples:
+        positives = tuple(c for c in example.candidates if c.positive)
+        others = tuple(c for c in example.candidates if not c.positive)[:negatives]
+        if positives:
+            kept.append(Example(example.question, positives + others))
+    return kept
+
+
+def train_answerer(examples: Sequence[Example], settings: TrainSettings,
+                   progress: Progress = None, on_epoch: Callable[[int, Trained], None] | None
+                   = None) -> Trained:
+    """A second LoRA adapter + answer head that only finds the short answer: trained on the
+    positive candidates (start/end at the answer) and ANSWERER_NEGATIVES others (start = end
+    = [CLS], "no answer") with the whole gradient in the encoder (the ranker's own head gets
+    a tenth of it, which keeps span selection; docs/reader.md)."""
+    import torch
+
+    torch.manual_seed(settings.seed)
+    config = ReaderConfig(variant="lora", answer_head=True)
+    tokenizer, encoder, _ = build_encoder(config)
+    answer_head = build_answer_head(encoder)
+    params = [{"params": [p for p in encoder.parameters() if p.requires_grad], "lr": LORA_LR},
+              {"params": list(answer_head.parameters()), "lr": HEAD_LR}]
+    optimiser = torch.optim.AdamW(params, weight_decay=0.01)
+    positives = answerer_examples(examples)
+    epochs = settings.answerer_epochs
+    order = _order(positives, settings, epochs)
+    per_epoch = max(len(order) // epochs, 1)
+    encoder.train()
+    for step, example in enumerate(order, 1):
+        encoded = encode_pairs(tokenizer, encoder, example.question.query,
+                               [c.text for c in example.candidates], config.max_length)
+        targets = answer_targets(encoded, example) + [
+            (row, 0, 0) for row, c in enumerate(example.candidates) if not c.positive]
+        if targets:
+            loss = _answer_loss(answer_head, encoded, targets, gradient=1.0, null=True)
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+        if progress:
+            progress("train answerer", step, len(order))
+        if on_epoch and step % per_epoch == 0:
+            encoder.eval()
+            on_epoch(step // per_epoch, Trained(tokenizer, encoder, None, answer_head, config))
+            encoder.train()
+    encoder.eval()
+    return Trained(tokenizer, encoder, None, answer_head, config)
 
 
 def _order(examples: Sequence[Example], settings: TrainSettings, epochs: int) -> list[Example]:
@@ -399,6 +465,42 @@ def read_examples(model: Trained, examples: Sequence[Example], progress: Progres
     return readings
 
 
+Refine = Callable[[str, str, SpanReading], SpanReading]
+
+
+def answerer_refine(answerer: Trained) -> Refine:
+    """(question, span, reading) -> the reading with the trained answerer's short answer."""
+    import torch
+
+    parts = (answerer.tokenizer, answerer.encoder, answerer.answer_head)
+
+    def refine(question: str, span: str, reading: SpanReading) -> SpanReading:
+        with torch.inference_mode():
+            return refine_answer(parts, question, span, reading, answerer.config.max_length)
+    return refine
+
+
+def refined_readings(refine: Refine, examples: Sequence[Example],
+                     readings: Sequence[Sequence[SpanReading]], progress: Progress = None, *,
+                     given_span: bool = True) -> list[list[SpanReading]]:
+    """`readings` with `refine`'s short answer in each example's top span (as the product
+    refines its lead span) and, with `given_span`, in its best-scored positive (the other
+    span `reader_figures` reads a short answer from)."""
+    refined = []
+    for n, (example, reading) in enumerate(zip(examples, readings, strict=True), 1):
+        changed = list(reading)
+        positives = [i for i, c in enumerate(example.candidates) if c.positive]
+        wanted = {_top(reading)} | ({max(positives, key=lambda i: reading[i].score)}
+                                    if positives and given_span else set())
+        for row in sorted(wanted):
+            changed[row] = refine(example.question.query, example.candidates[row].text,
+                                  reading[row])
+        refined.append(changed)
+        if progress:
+            progress("read held-out (answerer)", n, len(examples))
+    return refined
+
+
 def _top(readings: Sequence[SpanReading]) -> int:
     return max(range(len(readings)), key=lambda i: readings[i].score)
 
@@ -454,8 +556,8 @@ def evaluate_reader(train_dir: Path = DEFAULT_TRAIN_DIR, folder: Path = WEIGHTS_
     figures = {}
     for label, typed in (("head_best", False), ("typed", True)):
         reader = Reader(folder, typed_answers=typed)
-        readings = [reader.read(e.question.query, [c.text for c in e.candidates])
-                    for e in held]
+        readings = refined_readings(reader.short_answer, held, [
+            reader.read(e.question.query, [c.text for c in e.candidates]) for e in held])
         figures[label] = {**reader_figures(held, readings), "questions": float(len(held))}
     return figures
 
@@ -683,10 +785,12 @@ def _mined(docs: dict[str, CorpusDoc], questions: list[EvalQuestion], limit: int
 
 def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *,
                  limit: int | None = None, variants: Sequence[str] = ("lora", "frozen"),
-                 baseline: bool | None = None, progress: Progress = None) -> dict[str, Any]:
+                 baseline: bool | None = None, answerer_wanted: bool = True,
+                 progress: Progress = None) -> dict[str, Any]:
     """Train the variants, measure them and today's scorer (skipped by default in a --limit
-    run) on the held-out weeks, calibrate the best one's confidence, save it under `out`;
-    returns its metadata."""
+    run) on the held-out weeks, calibrate the best one's confidence, train the short-answer
+    adapter beside it (kept when it beats the ranker's own short answers on the held-out
+    weeks), save them under `out`; returns the metadata."""
     import torch
 
     started_all = time.perf_counter()
@@ -713,18 +817,43 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
     results["random"] = {"hit_at_1": positive_rate(held)}
     best = max(variants, key=lambda v: results[v]["hit_at_1"])
     chosen = models[best]
+    answerer = None
+    if chosen.answer_head is not None and answerer_wanted:
+        answerer, results["answerer"] = _train_answerer(training, held, readings[best],
+                                                        settings, progress)
+        if results["answerer"]["short_f1"] <= results[best]["short_f1"]:
+            answerer = None
     silent = read_examples(chosen, unanswerable, progress, "unanswerable")
+    answerable_read = readings[best]
+    if answerer is not None:
+        refine = answerer_refine(answerer)
+        answerable_read = refined_readings(refine, held, answerable_read, given_span=False)
+        silent = refined_readings(refine, unanswerable, silent, given_span=False)
     calibrator, calibration = calibrate(
-        calibration_data(held, readings[best], unanswerable, silent))
+        calibration_data(held, answerable_read, unanswerable, silent))
     metadata = {"data_sha256": data_hash, "train_dir": str(train_dir), "limit": limit,
                 "settings": settings.to_dict(), "seed": settings.seed,
                 "held_out_weeks": list(HELD_OUT_WEEKS), "training_questions": len(training),
                 "held_out_questions": len(held), "held_out": results, "chosen": best,
                 "calibration": calibrator.to_dict(), "calibration_report": calibration,
                 "total_seconds": round(time.perf_counter() - started_all, 1)}
-    sha = save_weights(Path(out), chosen.encoder, chosen.head, chosen.config, metadata,
-                       chosen.answer_head)
+    config = dataclasses.replace(chosen.config, answer_adapter=answerer is not None)
+    metadata["answerer_kept"] = answerer is not None
+    sha = save_weights(Path(out), chosen.encoder, chosen.head, config, metadata,
+                       chosen.answer_head,
+                       (answerer.encoder, answerer.answer_head) if answerer else None)
     return {**metadata, "weights_sha256": sha}
+
+
+def _train_answerer(training: Sequence[Example], held: Sequence[Example],
+                    readings: Sequence[Sequence[SpanReading]], settings: TrainSettings,
+                    progress: Progress) -> tuple[Trained, dict[str, float]]:
+    """The answerer and its held-out figures (the ranker's top spans, its short answers)."""
+    started = time.perf_counter()
+    answerer = train_answerer(training, settings, progress)
+    seconds = time.perf_counter() - started
+    refined = refined_readings(answerer_refine(answerer), held, readings, progress)
+    return answerer, {**reader_figures(held, refined), "train_seconds": round(seconds, 1)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from qa.reader import (
     ReaderWeightsError,
     SpanReading,
     answer_pairs,
+    build_answer_head,
     build_encoder,
     choose_answer,
     complete_name,
@@ -35,6 +37,7 @@ from qa.reader import (
     file_sha256,
     fits_type,
     pair_logits,
+    refine_answer,
     span_reading,
     widen_to_words,
 )
@@ -127,14 +130,18 @@ def test_tiny_training_run_through_the_cli_produces_loadable_weights(tmp_path: P
     metadata = json.loads(result.stdout)
     assert metadata["chosen"] == "lora" and metadata["settings"]["max_steps"] == 1
     assert metadata["training_questions"] <= 2 and "lora" in metadata["held_out"]
+    assert "answerer" in metadata["held_out"]  # trained beside the ranker, kept if it wins
     reader = Reader(out)
     assert reader.sha256 == metadata["weights_sha256"] == file_sha256(out / WEIGHTS_FILE)
     assert reader.config.variant == "lora" and reader.config.answer_head
+    assert reader.config.answer_adapter == metadata["answerer_kept"]
     assert reader.score(QUESTION, SPANS).shape == (len(SPANS),)
     readings = reader.read(QUESTION, SPANS)
     assert all(r.answer_start is not None for r in readings)
     assert 0.0 <= reader.confidence(QUESTION, SPANS, readings) <= 1.0
     assert 0.0 <= reader.threshold <= 1.0
+    refined = reader.short_answer(QUESTION, SPANS[0], readings[0])
+    assert (refined.answerer_margin is not None) == metadata["answerer_kept"]
     assert {"ece_leave_one_week_out", "unanswerable_refused"} <= set(
         metadata["calibration_report"])
 
@@ -331,6 +338,93 @@ def test_weights_without_an_answer_head_still_load_and_give_no_short_answer(
     assert all(r.answer_score == 0.0 for r in readings)
     assert [r.score for r in readings] == pytest.approx(list(Reader().score(QUESTION, SPANS)),
                                                         abs=1e-4)
+
+
+def _strip_answerer(tmp_path: Path) -> Path:
+    """A copy of the packaged weights without the answerer adapter and head."""
+    import torch
+
+    from index.artifacts import record_weights
+
+    copy = tmp_path / "no-answerer"
+    shutil.copytree(WEIGHTS_DIR, copy)
+    state = torch.load(copy / WEIGHTS_FILE, weights_only=True)
+    torch.save({k: v for k, v in state.items() if not k.startswith("answerer.")},
+               copy / WEIGHTS_FILE)
+    metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
+    metadata["config"]["answer_adapter"] = False
+    record_weights(copy, WEIGHTS_FILE, SHA_FILE, METADATA_FILE, metadata)
+    return copy
+
+
+def _answerer_without_its_adapter(reader: Reader) -> tuple[object, object, object]:
+    """The packaged answerer's head over the encoder WITHOUT the answerer's adapter."""
+    import torch
+
+    state = torch.load(reader.folder / WEIGHTS_FILE, weights_only=True)
+    tokenizer, encoder, _ = build_encoder(ReaderConfig(variant="frozen"))
+    head = build_answer_head(encoder)
+    head.load_state_dict({k[len("answerer.answer."):]: v for k, v in state.items()
+                          if k.startswith("answerer.answer.")})
+    encoder.eval()
+    head.eval()
+    return tokenizer, encoder, head
+
+
+ANSWERER_CASES = [(QUESTION, SPANS[0]),
+                  ("Who won the election in Brazil?",
+                   "Luiz Inacio Lula da Silva won the run-off against Jair Bolsonaro on Sunday."),
+                  ("How many people died in the flood?",
+                   "Officials said at least 43 people died when the river burst its banks."),
+                  ("Where will the summit be held?",
+                   "The leaders agreed that the summit will be held in Nairobi next spring.")]
+
+
+#: Short answers the answerer must find (the ranker's own head: "43 people died when the
+#: river", and the whole clause for the last).
+ANSWERER_ANSWERS = [(*ANSWERER_CASES[2], "43"), (*ANSWERER_CASES[3], "Nairobi"),
+                    ("Who told the Corriere della Sera that Italy opposed intervention?",
+                     SPANS[0], "Trenta")]
+
+
+def test_packaged_answerer_reads_the_lead_span_through_its_own_adapter(tmp_path: Path) -> None:
+    import torch
+
+    reader = Reader()
+    assert reader.config.answer_adapter
+    without = Reader(_strip_answerer(tmp_path))
+    # the second adapter leaves the ranking alone: same scores, same ranker answers
+    assert list(reader.score(QUESTION, SPANS)) == pytest.approx(
+        list(without.score(QUESTION, SPANS)), abs=1e-5)
+    assert reader.read(QUESTION, SPANS) == without.read(QUESTION, SPANS)
+    bare = _answerer_without_its_adapter(reader)
+    differs = 0
+    for question, span in ANSWERER_CASES:
+        reading = reader.read(question, [span])[0]
+        refined = reader.short_answer(question, span, reading)
+        assert (refined.score, refined.answer_score) == (reading.score, reading.answer_score)
+        assert refined.answerer_margin is not None
+        assert refined.answer_start is not None and refined.answer_end is not None
+        assert _word_aligned(span, refined.answer_start, refined.answer_end)
+        assert without.short_answer(question, span, reading) == reading
+        with torch.inference_mode():
+            plain = refine_answer(bare, question, span, reading)
+        differs += (plain.answer_start, plain.answer_end, plain.answerer_margin) != (
+            refined.answer_start, refined.answer_end, refined.answerer_margin)
+    assert differs == len(ANSWERER_CASES)  # the adapter is applied: its margins are its own
+    for question, span, expected in ANSWERER_ANSWERS:
+        refined = reader.short_answer(question, span, reader.read(question, [span])[0])
+        assert span[refined.answer_start:refined.answer_end] == expected
+
+
+def test_the_answerers_margin_enters_the_confidence() -> None:
+    reader = Reader()
+    weight = dict(zip(FEATURES, reader.calibrator.weights, strict=True))["answerer_margin"]
+    assert weight > 0.0
+    readings = reader.read(QUESTION, SPANS)
+    refined = [reader.short_answer(QUESTION, SPANS[0], readings[0]), *readings[1:]]
+    low = [replace(refined[0], answerer_margin=-20.0), *refined[1:]]
+    assert reader.confidence(QUESTION, SPANS, refined) > reader.confidence(QUESTION, SPANS, low)
 
 
 # --- confidence ----------------------------------------------------------------------------

@@ -192,6 +192,9 @@ class StrictReader:
     def read(self, question: str, spans: Any) -> Any:
         return self.inner.read(question, spans)
 
+    def short_answer(self, question: str, span: str, reading: Any) -> Any:
+        return self.inner.short_answer(question, span, reading)
+
     def confidence(self, question: str, spans: Any, readings: Any) -> float:
         return self.inner.confidence(question, spans, readings)
 
@@ -277,6 +280,9 @@ class FixedReader:
     def read(self, question: str, spans: Any) -> list[SpanReading]:
         return self.readings
 
+    def short_answer(self, question: str, span: str, reading: SpanReading) -> SpanReading:
+        return reading
+
     def confidence(self, question: str, spans: Any, readings: Any) -> float:
         return 0.5
 
@@ -318,6 +324,31 @@ def test_the_lead_span_is_the_best_by_the_standardised_scores() -> None:
     # the quoted spans: the lead, and the others within the margin of the best ranking score
     assert [s.span.start for s in close_spans(led, margin=CLOSE_MARGIN)] == [40, 0]
     assert [s.span.start for s in close_spans(plain, margin=CLOSE_MARGIN)] == [0]
+
+
+class AnsweringReader(FixedReader):
+    """A FixedReader whose answerer finds "Maria Rossi" in whichever span it is given."""
+
+    def __init__(self, readings: list[SpanReading]) -> None:
+        super().__init__(readings)
+        self.asked: list[str] = []
+
+    def short_answer(self, question: str, span: str, reading: SpanReading) -> SpanReading:
+        self.asked.append(span)
+        start = span.find("Maria Rossi")
+        return replace(reading, answer_start=start, answer_end=start + len("Maria Rossi"))
+
+
+def test_the_lead_spans_short_answer_comes_from_the_answerer_and_only_the_lead_is_read() -> None:
+    candidates = [_candidate("Officials met on Monday.", 0, 0.5),
+                  _candidate("Judges said Maria Rossi won.", 40, 0.9)]
+    reader = AnsweringReader([SpanReading(1.0, 0, 9, 1.0), SpanReading(2.0, 0, 6, 2.0)])
+    reading = read_spans(reader, "Who won?", candidates, extractive_weight=EXTRACTIVE_WEIGHT,
+                         lead_weights=LEAD_WEIGHTS)
+    lead, other = reading.spans
+    assert reader.asked == ["Judges said Maria Rossi won."]
+    assert (lead.answer_start, lead.answer_end) == (40 + 12, 40 + 23)  # body offsets
+    assert (other.answer_start, other.answer_end) == (0, 9)  # the ranker's, unrefined
 
 
 def test_the_product_ranks_with_the_short_answer_term(qa: NewsQA) -> None:
