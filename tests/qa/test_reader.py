@@ -313,48 +313,32 @@ def test_the_committed_weights_are_measured_on_held_out_weeks_without_training()
         assert all(0.0 <= values[k] <= 1.0 for k in ("short_em", "short_f1", "short_support"))
 
 
-def _strip_answer_head(tmp_path: Path) -> Path:
-    """A copy of the packaged weights without the answer head (like the weights before it)."""
+def _weights_without(tmp_path: Path, prefix: str, config_key: str) -> Path:
+    """A copy of the packaged weights without the tensors under `prefix`, its config saying
+    so (`config_key` False): like the weights before that part existed."""
     import torch
 
     from index.artifacts import record_weights
 
-    copy = tmp_path / "reader"
+    copy = tmp_path / f"without-{config_key}"
     shutil.copytree(WEIGHTS_DIR, copy)
     state = torch.load(copy / WEIGHTS_FILE, weights_only=True)
-    torch.save({k: v for k, v in state.items() if not k.startswith("answer.")},
+    torch.save({k: v for k, v in state.items() if not k.startswith(prefix)},
                copy / WEIGHTS_FILE)
     metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
-    metadata["config"]["answer_head"] = False
+    metadata["config"][config_key] = False
     record_weights(copy, WEIGHTS_FILE, SHA_FILE, METADATA_FILE, metadata)
     return copy
 
 
 def test_weights_without_an_answer_head_still_load_and_give_no_short_answer(
         tmp_path: Path) -> None:
-    reader = Reader(_strip_answer_head(tmp_path))
+    reader = Reader(_weights_without(tmp_path, "answer.", "answer_head"))
     readings = reader.read(QUESTION, SPANS)
     assert all(r.answer_start is None and r.answer_end is None for r in readings)
     assert all(r.answer_score == 0.0 for r in readings)
     assert [r.score for r in readings] == pytest.approx(list(Reader().score(QUESTION, SPANS)),
                                                         abs=1e-4)
-
-
-def _strip_answerer(tmp_path: Path) -> Path:
-    """A copy of the packaged weights without the answerer adapter and head."""
-    import torch
-
-    from index.artifacts import record_weights
-
-    copy = tmp_path / "no-answerer"
-    shutil.copytree(WEIGHTS_DIR, copy)
-    state = torch.load(copy / WEIGHTS_FILE, weights_only=True)
-    torch.save({k: v for k, v in state.items() if not k.startswith("answerer.")},
-               copy / WEIGHTS_FILE)
-    metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
-    metadata["config"]["answer_adapter"] = False
-    record_weights(copy, WEIGHTS_FILE, SHA_FILE, METADATA_FILE, metadata)
-    return copy
 
 
 def _answerer_without_its_adapter(reader: Reader) -> tuple[object, object, object]:
@@ -392,7 +376,7 @@ def test_packaged_answerer_reads_the_lead_span_through_its_own_adapter(tmp_path:
 
     reader = Reader()
     assert reader.config.answer_adapter
-    without = Reader(_strip_answerer(tmp_path))
+    without = Reader(_weights_without(tmp_path, "answerer.", "answer_adapter"))
     # the second adapter leaves the ranking alone: same scores, same ranker answers
     assert list(reader.score(QUESTION, SPANS)) == pytest.approx(
         list(without.score(QUESTION, SPANS)), abs=1e-5)
@@ -490,7 +474,7 @@ def test_a_calibrator_that_does_not_fit_the_features_is_refused() -> None:
 
 
 def test_weights_without_calibration_say_so(tmp_path: Path) -> None:
-    copy = _strip_answer_head(tmp_path)
+    copy = _weights_without(tmp_path, "answer.", "answer_head")
     metadata = json.loads((copy / METADATA_FILE).read_text(encoding="utf-8"))
     del metadata["calibration"]
     (copy / METADATA_FILE).write_text(json.dumps(metadata), encoding="utf-8")
