@@ -801,17 +801,7 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
     if not training or not held:
         raise EvalError(f"{train_dir}: no trainable questions (training {len(training)}, "
                         f"held-out {len(held)})")
-    results: dict[str, dict[str, float]] = {}
-    models: dict[str, Trained] = {}
-    readings: dict[str, list[list[SpanReading]]] = {}
-    trainers = {"lora": train_lora, "frozen": train_frozen}
-    for variant in variants:
-        started = time.perf_counter()
-        models[variant] = trainers[variant](training, settings, progress)
-        seconds = time.perf_counter() - started
-        readings[variant] = read_examples(models[variant], held, progress, variant)
-        results[variant] = {**reader_figures(held, readings[variant]),
-                            "train_seconds": round(seconds, 1)}
+    results, models, readings = _train_variants(training, held, variants, settings, progress)
     if baseline if baseline is not None else limit is None:
         results["extractive"] = {"hit_at_1": extractive_hit_at_1(held, docs, progress)}
     results["random"] = {"hit_at_1": positive_rate(held)}
@@ -843,6 +833,68 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
                        chosen.answer_head,
                        (answerer.encoder, answerer.answer_head) if answerer else None)
     return {**metadata, "weights_sha256": sha}
+
+
+Variants = tuple[dict[str, dict[str, float]], dict[str, Trained],
+                 dict[str, list[list[SpanReading]]]]
+
+
+def _train_variants(training: Sequence[Example], held: Sequence[Example],
+                    variants: Sequence[str], settings: TrainSettings, progress: Progress
+                    ) -> Variants:
+    """Each variant trained and read on the held-out weeks: (figures, models, readings) by
+    variant, in `variants` order. Beside another variant the frozen one trains in a process
+    of its own, on the machine's other core (it is independent: same seed, same result)."""
+    import concurrent.futures
+    import multiprocessing
+
+    results: dict[str, dict[str, float]] = {}
+    models: dict[str, Trained] = {}
+    readings: dict[str, list[list[SpanReading]]] = {}
+    background = "frozen" in variants and len(variants) > 1
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        frozen = pool.submit(_frozen_job, training, held, settings) if background else None
+        for variant in variants:
+            if variant == "frozen" and frozen is not None:
+                continue
+            trainer = train_lora if variant == "lora" else train_frozen
+            started = time.perf_counter()
+            models[variant] = trainer(training, settings, progress)
+            seconds = time.perf_counter() - started
+            readings[variant] = read_examples(models[variant], held, progress, variant)
+            results[variant] = {**reader_figures(held, readings[variant]),
+                                "train_seconds": round(seconds, 1)}
+        if frozen is not None:
+            results["frozen"], head_state, readings["frozen"] = frozen.result()
+            models["frozen"] = _frozen_model(head_state)
+    return ({v: results[v] for v in variants}, models, readings)
+
+
+def _frozen_job(training: Sequence[Example], held: Sequence[Example], settings: TrainSettings
+                ) -> tuple[dict[str, float], dict[str, np.ndarray], list[list[SpanReading]]]:
+    """The frozen variant, trained and read in a worker process: its figures, its span
+    head's tensors (as numpy) and its held-out readings."""
+    import torch
+
+    torch.set_num_threads(settings.threads)
+    started = time.perf_counter()
+    model = train_frozen(training, settings)
+    seconds = time.perf_counter() - started
+    read = read_examples(model, held)
+    figures = {**reader_figures(held, read), "train_seconds": round(seconds, 1)}
+    return figures, {k: v.detach().numpy() for k, v in model.head.state_dict().items()}, read
+
+
+def _frozen_model(head_state: dict[str, np.ndarray]) -> Trained:
+    """The frozen variant rebuilt from its span head's tensors."""
+    import torch
+
+    config = ReaderConfig(variant="frozen")
+    tokenizer, encoder, head = build_encoder(config)
+    head.load_state_dict({k: torch.from_numpy(v) for k, v in head_state.items()})
+    encoder.eval()
+    return Trained(tokenizer, encoder, head, None, config)
 
 
 def _train_answerer(training: Sequence[Example], held: Sequence[Example],

@@ -146,6 +146,22 @@ def test_tiny_training_run_through_the_cli_produces_loadable_weights(tmp_path: P
         metadata["calibration_report"])
 
 
+@pytest.mark.skipif(not TRAIN_DIR.is_dir(), reason="the RealTime QA training set is absent")
+def test_the_frozen_variant_trained_beside_lora_in_its_own_process_is_the_same(
+        tmp_path: Path) -> None:
+    from qa.eval.train_reader import train_reader
+
+    both = train_reader(TRAIN_DIR, tmp_path / "both", limit=2, baseline=False)
+    alone = train_reader(TRAIN_DIR, tmp_path / "alone", limit=2, variants=("frozen",),
+                         baseline=False)
+    assert list(both["held_out"])[:2] == ["lora", "frozen"]
+    figures = {k: v for k, v in both["held_out"]["frozen"].items() if k != "train_seconds"}
+    assert figures == {k: v for k, v in alone["held_out"]["frozen"].items()
+                       if k != "train_seconds"}
+    if both["chosen"] == "frozen":  # the worker's head is what is saved
+        assert both["weights_sha256"] == alone["weights_sha256"]
+
+
 # --- the short answer ----------------------------------------------------------------------
 
 
