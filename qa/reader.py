@@ -4,8 +4,8 @@ The bundled all-MiniLM-L6-v2 reads "[CLS] question [SEP] span [SEP]"; a LoRA ada
 query/value), a linear head over the mean-pooled tokens (which span answers) and a token-level
 start/end head over the span's word pieces (the short answer inside it; of the head's best
 pairs, the best that fits the question's answer type) turn it into a reader. A second LoRA
-adapter with its own start/end head (the answerer, ANSWER_ADAPTER) reads only the lead span
-again, for a better short answer and its margin over "no answer" (the [CLS] token).
+adapter with its own start/end head (the answerer, on an encoder of its own) reads only the
+lead span again, for a better short answer and its margin over "no answer" (the [CLS] token).
 A small logistic calibrator over the reader's scores and the question's coverage gives the
 probability that the best span answers, and the refusal threshold. Only the adapter, the heads
 and the calibrator are newsqa's own weights (qa/weights/reader/, loaded by path, sha256
@@ -52,8 +52,6 @@ NAME_TYPES = frozenset({"person", "name", "place"})
 #: What a "when" answer may name besides digits: a day, a month, a season, a period.
 CALENDAR_WORDS = DAY_AND_MONTH_WORDS | wordset("spring summer autumn winter century decade")
 LORA_TARGETS = ("query", "value")
-#: The peft name of the short-answer adapter beside the ranker's ("default").
-ANSWER_ADAPTER = "answerer"
 #: The calibrator's features, in order (see `confidence_features`).
 FEATURES = ("top_score", "margin", "top_probability", "answer_score", "top_coverage",
             "union_coverage", "answerer_margin")
@@ -188,9 +186,8 @@ class PairPass:
 
 
 def encode_pairs(tokenizer: Any, encoder: Any, question: str, spans: Sequence[str],
-                 max_length: int = MAX_LENGTH, adapter: str | None = None) -> PairPass:
-    """"[CLS] question [SEP] span [SEP]" per span through the encoder, in one batch; with
-    `adapter`, through that named peft adapter instead of the active one (inference only)."""
+                 max_length: int = MAX_LENGTH) -> PairPass:
+    """"[CLS] question [SEP] span [SEP]" per span through the encoder, in one batch."""
     import torch
 
     batch = tokenizer([question] * len(spans), list(spans), truncation="only_second",
@@ -200,8 +197,7 @@ def encode_pairs(tokenizer: Any, encoder: Any, question: str, spans: Sequence[st
     inside = np.zeros(offsets.shape[:2], dtype=bool)
     for row, span in enumerate(spans):
         inside[row] = _span_word_pieces(batch.sequence_ids(row), offsets[row], span)
-    routed = {"adapter_names": [adapter] * len(spans)} if adapter else {}
-    hidden = encoder(**batch, **routed).last_hidden_state
+    hidden = encoder(**batch).last_hidden_state
     return PairPass(hidden, batch["attention_mask"], torch.from_numpy(inside), offsets)
 
 
@@ -424,13 +420,13 @@ def span_reading(score: float, span: str, pairs: Sequence[tuple[int, int, float]
 
 
 def refine_answer(answerer: tuple[Any, Any, Any], question: str, span: str,
-                  reading: SpanReading, max_length: int = MAX_LENGTH, *, typed: bool = True,
-                  adapter: str | None = None) -> SpanReading:
+                  reading: SpanReading, max_length: int = MAX_LENGTH, *, typed: bool = True
+                  ) -> SpanReading:
     """`reading` with its short answer found by the answerer ((tokenizer, encoder, answer
-    head), through `adapter` when named) in one pass over this span; its score and
-    answer_score (the ranking's and the calibrator's inputs) stay the ranker's."""
+    head)) in one pass over this span; its score and answer_score (the ranking's and the
+    calibrator's inputs) stay the ranker's."""
     tokenizer, encoder, answer_head = answerer
-    encoded = encode_pairs(tokenizer, encoder, question, [span], max_length, adapter)
+    encoded = encode_pairs(tokenizer, encoder, question, [span], max_length)
     start, end = (t.float().numpy() for t in answer_logits(answer_head, encoded, null=True))
     pairs = answer_pairs(start[0], end[0], encoded.span_tokens.numpy()[0], encoded.offsets[0],
                          span, limit=TOP_PAIRS if typed else 1)
@@ -512,7 +508,7 @@ class _Loaded:
     head: Any
     answer_head: Any
     config: ReaderConfig
-    answerer_head: Any = None
+    answerer: tuple[Any, Any] | None = None  # (encoder, answer head)
 
 
 class Reader:
@@ -600,11 +596,10 @@ class Reader:
                     answer_head.eval()
                 if config.variant == "lora":
                     _apply_adapter(encoder, state)
-                answerer_head = _load_answerer(encoder, config, state)
+                answerer = _load_answerer(config, state, self.model)
                 encoder.eval()
                 head.eval()
-                self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config,
-                                       answerer_head)
+                self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config, answerer)
             return self._loaded
 
     def warm_up(self) -> None:
@@ -635,14 +630,14 @@ class Reader:
         """`reading` (of `span`) with its short answer from the answerer adapter when the
         weights carry one (one pass over this span); otherwise `reading` as it is."""
         loaded = self._load()
-        if loaded.answerer_head is None:
+        if loaded.answerer is None:
             return reading
         import torch
 
-        answerer = (loaded.tokenizer, loaded.encoder, loaded.answerer_head)
+        answerer = (loaded.tokenizer, *loaded.answerer)
         with torch_threads(1), torch.inference_mode():
             return refine_answer(answerer, question, span, reading, loaded.config.max_length,
-                                 typed=self.typed_answers, adapter=ANSWER_ADAPTER)
+                                 typed=self.typed_answers)
 
     def confidence(self, question: str, spans: Sequence[str],
                    readings: Sequence[SpanReading]) -> float:
@@ -667,30 +662,32 @@ def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _load_answerer(encoder: Any, config: ReaderConfig, state: dict[str, Any]) -> Any:
-    """The answerer's head, its adapter added to `encoder` as ANSWER_ADAPTER; None when the
-    weights carry no answerer."""
+def _load_answerer(config: ReaderConfig, state: dict[str, Any], model: str
+                   ) -> tuple[Any, Any] | None:
+    """(encoder with the answerer's adapter, its answer head), or None when the weights carry
+    no answerer. An encoder of its own, not a second adapter on the ranker's: peft routes a
+    named adapter through hooks on shared modules, which concurrent questions would cross."""
     head_state = _prefixed(state, "answerer.answer.")
     if not head_state:
         return None
     if config.variant != "lora":
         raise ReaderWeightsError("an answerer adapter needs the 'lora' variant")
-    encoder.add_adapter(ANSWER_ADAPTER, lora_config(config))
-    _apply_adapter(encoder, state, "answerer.lora.", ANSWER_ADAPTER)
-    answerer_head = build_answer_head(encoder)
-    answerer_head.load_state_dict(head_state)
-    answerer_head.eval()
-    return answerer_head
+    _, encoder, _ = build_encoder(config, model)
+    _apply_adapter(encoder, state, "answerer.lora.")
+    answer_head = build_answer_head(encoder)
+    answer_head.load_state_dict(head_state)
+    encoder.eval()
+    answer_head.eval()
+    return encoder, answer_head
 
 
-def _apply_adapter(encoder: Any, state: dict[str, Any], prefix: str = "lora.",
-                   name: str = "default") -> None:
+def _apply_adapter(encoder: Any, state: dict[str, Any], prefix: str = "lora.") -> None:
     from peft import set_peft_model_state_dict
 
     adapter = _prefixed(state, prefix)
     if not adapter:
         raise ReaderWeightsError("reader weights hold no LoRA adapter for a 'lora' variant")
-    result = set_peft_model_state_dict(encoder, adapter, adapter_name=name)
+    result = set_peft_model_state_dict(encoder, adapter)
     unexpected = getattr(result, "unexpected_keys", [])
     if unexpected:
         raise ReaderWeightsError(f"reader adapter keys do not fit the encoder: {unexpected[:3]}")
