@@ -45,6 +45,11 @@ MAX_ANSWER_PIECES = 12
 #: How many of the head's best answers per span the typed decoding considers (held-out
 #: training weeks: 5 and 20 gave the same figures; docs/reader.md).
 TOP_PAIRS = 5
+#: The answerer's short answer is its best pair, without the typed decoding: on the held-out
+#: training weeks (67 questions, `python -m qa.eval.train_reader --held-out`, session 8) top-span
+#: EM / F1 26.9 / 37.4 typed -> 31.3 / 40.0 untyped, given the span 52.2 / 69.6 -> 59.7 / 72.6.
+#: (The ranker's own head keeps the typed decoding, chosen for it in session 5.)
+ANSWERER_TYPED = False
 #: A one-word name the head cut short ("Chris") is completed to at most this many words.
 MAX_NAME_WORDS = 4
 #: Answer types whose short answer is a name (capitalised words; the span text is cased).
@@ -420,8 +425,8 @@ def span_reading(score: float, span: str, pairs: Sequence[tuple[int, int, float]
 
 
 def refine_answer(answerer: tuple[Any, Any, Any], question: str, span: str,
-                  reading: SpanReading, max_length: int = MAX_LENGTH, *, typed: bool = True
-                  ) -> SpanReading:
+                  reading: SpanReading, max_length: int = MAX_LENGTH, *,
+                  typed: bool = ANSWERER_TYPED) -> SpanReading:
     """`reading` with its short answer found by the answerer ((tokenizer, encoder, answer
     head)) in one pass over this span; its score and answer_score (the ranking's and the
     calibrator's inputs) stay the ranker's."""
@@ -513,16 +518,19 @@ class _Loaded:
 
 class Reader:
     """Reads candidate spans for a question; weights load lazily, once, by path.
-    `typed_answers`: short answers by typed decoding (`read_pairs`); off = the head's best."""
+    `typed_answers`: the ranker head's short answers by typed decoding (`read_pairs`), off =
+    the head's best; `typed_answerer`: the same for the answerer's (`short_answer`)."""
 
     def __init__(self, folder: Path = WEIGHTS_DIR, *, model: str = BUNDLED_MODEL,
-                 max_candidates: int = MAX_CANDIDATES, typed_answers: bool = True) -> None:
+                 max_candidates: int = MAX_CANDIDATES, typed_answers: bool = True,
+                 typed_answerer: bool = ANSWERER_TYPED) -> None:
         if max_candidates < 1:
             raise ReaderWeightsError("max_candidates must be at least 1")
         self.folder = Path(folder)
         self.model = model
         self.max_candidates = max_candidates
         self.typed_answers = typed_answers
+        self.typed_answerer = typed_answerer
         self._loaded: _Loaded | None = None
         self._metadata: dict[str, Any] | None = None
         self._lock = threading.Lock()
@@ -637,7 +645,7 @@ class Reader:
         answerer = (loaded.tokenizer, *loaded.answerer)
         with torch_threads(1), torch.inference_mode():
             return refine_answer(answerer, question, span, reading, loaded.config.max_length,
-                                 typed=self.typed_answers)
+                                 typed=self.typed_answerer)
 
     def confidence(self, question: str, spans: Sequence[str],
                    readings: Sequence[SpanReading]) -> float:

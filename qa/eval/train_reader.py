@@ -547,15 +547,18 @@ def evaluate_reader(train_dir: Path = DEFAULT_TRAIN_DIR, folder: Path = WEIGHTS_
                     limit: int | None = None, progress: Progress = None
                     ) -> dict[str, dict[str, float]]:
     """The committed weights under `folder` on the held-out weeks, no training: the figures
-    of `reader_figures` with the typed decoding ("typed") and with the head's best pair
-    ("head_best"). `python -m qa.eval.train_reader --held-out`."""
-    from qa.reader import Reader
+    of `reader_figures` as shipped, with the answerer's short answers by the typed decoding
+    ("answerer typed") and with the ranker head's by its best pair ("ranker untyped").
+    `python -m qa.eval.train_reader --held-out`."""
+    from qa.reader import ANSWERER_TYPED, Reader
 
     docs, questions, _ = load_training_data(train_dir)
     held = held_out_examples(docs, questions, limit, progress)
     figures = {}
-    for label, typed in (("head_best", False), ("typed", True)):
-        reader = Reader(folder, typed_answers=typed)
+    for label, switches in (("shipped", {}),
+                            ("answerer typed", {"typed_answerer": not ANSWERER_TYPED}),
+                            ("ranker untyped", {"typed_answers": False})):
+        reader = Reader(folder, **switches)
         readings = refined_readings(reader.short_answer, held, [
             reader.read(e.question.query, [c.text for c in e.candidates]) for e in held])
         figures[label] = {**reader_figures(held, readings), "questions": float(len(held))}
@@ -910,7 +913,7 @@ def _train_answerer(training: Sequence[Example], held: Sequence[Example],
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m qa.eval.train_reader --held-out [--train-dir DIR]`: the committed weights'
-    held-out figures as JSON (typed decoding and head's best pair), no training."""
+    held-out figures as JSON (as shipped, and with either head's other decoding), no training."""
     import argparse
     import json
 

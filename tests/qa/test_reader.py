@@ -321,10 +321,11 @@ def test_the_committed_weights_are_measured_on_held_out_weeks_without_training()
     from qa.eval.train_reader import evaluate_reader
 
     figures = evaluate_reader(TRAIN_DIR, limit=4)
-    assert set(figures) == {"head_best", "typed"}
-    head, typed = figures["head_best"], figures["typed"]
-    assert 1 <= head["questions"] == typed["questions"] <= 4
-    assert head["hit_at_1"] == typed["hit_at_1"]  # decoding never changes the span ranking
+    assert set(figures) == {"shipped", "answerer typed", "ranker untyped"}
+    shipped = figures["shipped"]
+    for values in figures.values():
+        assert 1 <= values["questions"] == shipped["questions"] <= 4
+        assert values["hit_at_1"] == shipped["hit_at_1"]  # decoding never moves the ranking
     for values in figures.values():
         assert all(0.0 <= values[k] <= 1.0 for k in ("short_em", "short_f1", "short_support"))
 
@@ -415,6 +416,30 @@ def test_packaged_answerer_reads_the_lead_span_through_its_own_adapter(tmp_path:
     for question, span, expected in ANSWERER_ANSWERS:
         refined = reader.short_answer(question, span, reader.read(question, [span])[0])
         assert span[refined.answer_start:refined.answer_end] == expected
+
+
+#: Sentences of our own where the typed decoding stretches the answerer's answer over a
+#: neighbouring name or clause; the shipped decoding (its best pair) does not.
+UNTYPED_ANSWERS = [
+    ("Which company is being sued for failing to pay rent?",
+     "A landlord sued Musk's Twitter Inc on Monday for failing to pay rent at its San Francisco "
+     "offices.", "Twitter", "Musk's Twitter Inc"),
+    ("Which state banned food dyes in schools?",
+     "Schools in Southern California must drop the dyes after the state banned them, the "
+     "California Department of Education said.", "California", "Southern California"),
+]
+
+
+def test_the_answerers_short_answer_is_its_best_pair_not_the_typed_choice() -> None:
+    shipped, typed = Reader(), Reader(typed_answerer=True)
+    assert not shipped.typed_answerer and shipped.typed_answers  # the ranker's head stays typed
+    for question, span, best, stretched in UNTYPED_ANSWERS:
+        reading = shipped.read(question, [span])[0]
+        answer = shipped.short_answer(question, span, reading)
+        longer = typed.short_answer(question, span, reading)
+        assert span[answer.answer_start:answer.answer_end] == best
+        assert span[longer.answer_start:longer.answer_end] == stretched
+        assert answer.answerer_margin == pytest.approx(longer.answerer_margin)
 
 
 def test_the_answerers_margin_enters_the_confidence() -> None:
