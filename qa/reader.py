@@ -480,9 +480,16 @@ def trained_state(encoder: Any, head: Any, config: ReaderConfig, answer_head: An
     if config.variant == "lora":
         state.update(_adapter_state(encoder, "lora."))
     if answerer is not None:
-        state.update(_adapter_state(answerer[0], "answerer.lora."))
-        state.update({f"answerer.answer.{k}": v.detach().clone()
-                      for k, v in answerer[1].state_dict().items()})
+        state.update(answerer_state(*answerer))
+    return state
+
+
+def answerer_state(encoder: Any, answer_head: Any) -> dict[str, Any]:
+    """The answerer's tensors as the weights file holds them: its adapter under
+    "answerer.lora.", its head under "answerer.answer." (`load_answerer` reads them back)."""
+    state = _adapter_state(encoder, "answerer.lora.")
+    state.update({f"answerer.answer.{k}": v.detach().clone()
+                  for k, v in answer_head.state_dict().items()})
     return state
 
 
@@ -604,7 +611,7 @@ class Reader:
                     answer_head.eval()
                 if config.variant == "lora":
                     _apply_adapter(encoder, state)
-                answerer = _load_answerer(config, state, self.model)
+                answerer = load_answerer(config, state, self.model)
                 encoder.eval()
                 head.eval()
                 self._loaded = _Loaded(tokenizer, encoder, head, answer_head, config, answerer)
@@ -670,8 +677,8 @@ def _prefixed(state: dict[str, Any], prefix: str) -> dict[str, Any]:
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
-def _load_answerer(config: ReaderConfig, state: dict[str, Any], model: str
-                   ) -> tuple[Any, Any] | None:
+def load_answerer(config: ReaderConfig, state: dict[str, Any], model: str = BUNDLED_MODEL
+                  ) -> tuple[Any, Any] | None:
     """(encoder with the answerer's adapter, its answer head), or None when the weights carry
     no answerer. An encoder of its own, not a second adapter on the ranker's: peft routes a
     named adapter through hooks on shared modules, which concurrent questions would cross."""

@@ -50,10 +50,12 @@ from qa.reader import (
     ReaderConfig,
     SpanReading,
     answer_logits,
+    answerer_state,
     build_answer_head,
     build_encoder,
     confidence_features,
     encode_pairs,
+    load_answerer,
     pair_logits,
     read_pairs,
     refine_answer,
@@ -804,16 +806,18 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
     if not training or not held:
         raise EvalError(f"{train_dir}: no trainable questions (training {len(training)}, "
                         f"held-out {len(held)})")
-    results, models, readings = _train_variants(training, held, variants, settings, progress)
+    results, models, readings, trained_answerer = _train_variants(
+        training, held, variants, settings, progress,
+        answerer=answerer_wanted and "lora" in variants)
     if baseline if baseline is not None else limit is None:
         results["extractive"] = {"hit_at_1": extractive_hit_at_1(held, docs, progress)}
     results["random"] = {"hit_at_1": positive_rate(held)}
     best = max(variants, key=lambda v: results[v]["hit_at_1"])
     chosen = models[best]
     answerer = None
-    if chosen.answer_head is not None and answerer_wanted:
-        answerer, results["answerer"] = _train_answerer(training, held, readings[best],
-                                                        settings, progress)
+    if chosen.answer_head is not None and trained_answerer is not None:
+        answerer, results["answerer"] = _measured_answerer(trained_answerer, chosen, held,
+                                                           readings[best], progress)
         if results["answerer"]["short_f1"] <= results[best]["short_f1"]:
             answerer = None
     silent = read_examples(chosen, unanswerable, progress, "unanswerable")
@@ -838,16 +842,20 @@ def train_reader(train_dir: Path = DEFAULT_TRAIN_DIR, out: Path = WEIGHTS_DIR, *
     return {**metadata, "weights_sha256": sha}
 
 
+#: The answerer trained in the worker: its tensors (as numpy) and its training seconds.
+BackgroundAnswerer = tuple[dict[str, np.ndarray], float]
 Variants = tuple[dict[str, dict[str, float]], dict[str, Trained],
-                 dict[str, list[list[SpanReading]]]]
+                 dict[str, list[list[SpanReading]]], BackgroundAnswerer | None]
 
 
 def _train_variants(training: Sequence[Example], held: Sequence[Example],
-                    variants: Sequence[str], settings: TrainSettings, progress: Progress
-                    ) -> Variants:
+                    variants: Sequence[str], settings: TrainSettings, progress: Progress, *,
+                    answerer: bool = False) -> Variants:
     """Each variant trained and read on the held-out weeks: (figures, models, readings) by
-    variant, in `variants` order. Beside another variant the frozen one trains in a process
-    of its own, on the machine's other core (it is independent: same seed, same result)."""
+    variant, in `variants` order, and with `answerer` the answerer's tensors. The frozen
+    variant (beside another one) and the answerer train one after the other in a process of
+    their own, on the machine's other core, while the LoRA ranker trains: they are
+    independent of it (each seeds itself: same seed, same result)."""
     import concurrent.futures
     import multiprocessing
 
@@ -858,6 +866,7 @@ def _train_variants(training: Sequence[Example], held: Sequence[Example],
     context = multiprocessing.get_context("spawn")
     with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
         frozen = pool.submit(_frozen_job, training, held, settings) if background else None
+        trained = pool.submit(answerer_job, training, settings) if answerer else None
         for variant in variants:
             if variant == "frozen" and frozen is not None:
                 continue
@@ -871,7 +880,8 @@ def _train_variants(training: Sequence[Example], held: Sequence[Example],
         if frozen is not None:
             results["frozen"], head_state, readings["frozen"] = frozen.result()
             models["frozen"] = _frozen_model(head_state)
-    return ({v: results[v] for v in variants}, models, readings)
+        answerer_result = trained.result() if trained is not None else None
+    return ({v: results[v] for v in variants}, models, readings, answerer_result)
 
 
 def _frozen_job(training: Sequence[Example], held: Sequence[Example], settings: TrainSettings
@@ -900,13 +910,32 @@ def _frozen_model(head_state: dict[str, np.ndarray]) -> Trained:
     return Trained(tokenizer, encoder, head, None, config)
 
 
-def _train_answerer(training: Sequence[Example], held: Sequence[Example],
-                    readings: Sequence[Sequence[SpanReading]], settings: TrainSettings,
-                    progress: Progress) -> tuple[Trained, dict[str, float]]:
-    """The answerer and its held-out figures (the ranker's top spans, its short answers)."""
+def answerer_job(training: Sequence[Example], settings: TrainSettings
+                  ) -> BackgroundAnswerer:
+    """The answerer, trained in a worker process: its tensors (as numpy) and seconds."""
+    import torch
+
+    torch.set_num_threads(settings.threads)
     started = time.perf_counter()
-    answerer = train_answerer(training, settings, progress)
+    model = train_answerer(training, settings)
     seconds = time.perf_counter() - started
+    state = answerer_state(model.encoder, model.answer_head)
+    return {k: v.numpy() for k, v in state.items()}, seconds
+
+
+def _measured_answerer(trained: BackgroundAnswerer, ranker: Trained, held: Sequence[Example],
+                       readings: Sequence[Sequence[SpanReading]], progress: Progress
+                       ) -> tuple[Trained, dict[str, float]]:
+    """The worker's answerer rebuilt, and its held-out figures (the ranker's top spans, its
+    short answers)."""
+    import torch
+
+    state, seconds = trained
+    config = ReaderConfig(variant="lora", answer_head=True)
+    loaded = load_answerer(config, {k: torch.from_numpy(v) for k, v in state.items()})
+    if loaded is None:
+        raise EvalError("the answerer's worker returned no answer head")
+    answerer = Trained(ranker.tokenizer, loaded[0], None, loaded[1], config)
     refined = refined_readings(answerer_refine(answerer), held, readings, progress)
     return answerer, {**reader_figures(held, refined), "train_seconds": round(seconds, 1)}
 

@@ -162,6 +162,44 @@ def test_the_frozen_variant_trained_beside_lora_in_its_own_process_is_the_same(
         assert both["weights_sha256"] == alone["weights_sha256"]
 
 
+@pytest.mark.skipif(not TRAIN_DIR.is_dir(), reason="the RealTime QA training set is absent")
+def test_the_answerer_trained_in_a_worker_process_is_the_one_trained_in_process() -> None:
+    import concurrent.futures
+    import multiprocessing
+
+    import torch
+
+    from qa.eval.train_reader import (
+        CANDIDATES,
+        HELD_OUT_WEEKS,
+        TrainSettings,
+        answerer_job,
+        build_examples,
+        load_training_data,
+        split,
+        train_answerer,
+    )
+    from qa.reader import ReaderConfig, answerer_state, load_answerer
+
+    docs, questions, _ = load_training_data(TRAIN_DIR)
+    chosen = [q for q in questions if q.week not in set(HELD_OUT_WEEKS)][:2]
+    training, _ = split(build_examples(docs, chosen, CANDIDATES))
+    settings = TrainSettings(max_steps=2)
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        tensors, seconds = pool.submit(answerer_job, training, settings).result()
+    here = train_answerer(training, settings)
+    expected = answerer_state(here.encoder, here.answer_head)
+    assert seconds > 0 and set(tensors) == set(expected)
+    assert all(np.array_equal(tensors[k], expected[k].numpy()) for k in expected)
+    # the tensors load back into an answerer that reads as the in-process one does
+    config = ReaderConfig(variant="lora", answer_head=True)
+    loaded = load_answerer(config, {k: torch.from_numpy(v) for k, v in tensors.items()})
+    assert loaded is not None
+    reloaded = answerer_state(*loaded)
+    assert all(torch.equal(reloaded[k], expected[k]) for k in expected)
+
+
 # --- the short answer ----------------------------------------------------------------------
 
 
