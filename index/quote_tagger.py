@@ -11,6 +11,7 @@ qa/eval/train_quotes.py; torch is imported inside.
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import threading
@@ -382,6 +383,7 @@ def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
     (`split_quoted`); a quotation continuing a speaker's words takes their source
     (`continue_quotes`); sources are then checked against the cue's syntax
     (`refine_sources`). Tagged sources that name no one ("and", "by") are left out."""
+    spans = noun_out_of_cue(text, spans)
     cues = [snap_to_words(text, (s.start, s.end)) for s in spans if s.kind == "CUE"]
     sources = [(s.start, s.end) for s in spans
                if s.kind == "SOURCE" and not names_no_one(text, (s.start, s.end))]
@@ -400,6 +402,31 @@ def link(text: str, spans: Sequence[TaggedSpan]) -> list[Attribution]:
             out.append(Attribution(tuple(sorted(part)), (source,) if source else (),
                                    (cue,) if cue else ()))
     return refine_sources(text, continue_quotes(text, sorted(out, key=lambda a: a.content[0])))
+
+
+#: A tagged source made of one of these alone may have lost its noun to the cue.
+_LONE_ARTICLES = wordset("the a an")
+#: The verb of a "<noun> <verb>" cue after a tagged article ("the" + "statement said").
+_CUE_VERB = re.compile(r"[a-z]+(?:s|ed|d)|said|read|wrote|told|says")
+_TWO_WORDS = re.compile(r"([a-z]+)\s+(\S+)")
+
+
+def noun_out_of_cue(text: str, spans: Sequence[TaggedSpan]) -> list[TaggedSpan]:
+    """A source that is an article alone ("the") right before a two-word cue whose second
+    word is a verb ("statement said", "petition accuses") takes the cue's noun: the source
+    is "the statement", the cue "said" (else the article names no one and the cue has no
+    source)."""
+    out = list(spans)
+    for number, (source, cue) in enumerate(itertools.pairwise(spans)):
+        words = _TWO_WORDS.fullmatch(text[cue.start:cue.end])
+        if source.kind != "SOURCE" or cue.kind != "CUE" or words is None \
+                or text[source.start:source.end].lower() not in _LONE_ARTICLES \
+                or text[source.end:cue.start].strip() or words.group(1) in _PHRASE_END \
+                or not _CUE_VERB.fullmatch(words.group(2)):
+            continue
+        out[number] = TaggedSpan("SOURCE", source.start, cue.start + words.end(1))
+        out[number + 1] = TaggedSpan("CUE", cue.start + words.start(2), cue.end)
+    return out
 
 
 #: Words a tagged source made of nothing else names no one with ("and", "by the").

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -20,11 +21,14 @@ from index.quote_tagger import (
     TAGS,
     WEIGHTS_DIR,
     WEIGHTS_FILE,
+    Pieces,
     QuoteTagger,
     TaggedSpan,
+    TaggerConfig,
     TaggerWeightsError,
     after_colon,
     article_states,
+    build_head,
     decode_tags,
     file_sha256,
     link,
@@ -38,7 +42,14 @@ from index.quote_tagger import (
 )
 from index.settings import OFFLINE_ENV
 from qa.errors import EvalError
-from qa.eval.train_quotes import GoldArticle, labels, load_articles
+from qa.eval.train_quotes import (
+    Encoded,
+    GoldArticle,
+    TrainSettings,
+    labels,
+    load_articles,
+    train_epoch,
+)
 from tests.conftest import ROOT, require
 
 POLNEAR_TRAIN = ROOT.parent / "shared" / "eval" / "polnear" / "train.jsonl"
@@ -448,3 +459,41 @@ def test_the_epoch_choice_reads_only_the_heads_token_f1() -> None:
     assert selection_score({**head, "content_overlap_f1": 0.2, "speaker_match": 0.1}) == \
         selection_score({**head, "content_overlap_f1": 0.9, "speaker_match": 0.9})
     assert selection_score({**head, "token_f1_cue": 0.7}) > selection_score(head)
+
+
+def test_an_article_tagged_alone_before_a_noun_verb_cue_takes_the_noun() -> None:
+    """ "the" + "statement said": the source is "the statement", the cue "said" (else the
+    article names no one and the quotation has no speaker)."""
+    text = "The ferry company replied on Monday. “Fares will fall,” the statement said."
+    (found,) = link(text, _tagged(text, ("CONTENT", "“Fares will fall,”"), ("SOURCE", "the"),
+                                  ("CUE", "statement said")))
+    assert _text_of(text, found.source) == "the statement"
+    assert _text_of(text, found.cue) == "said"
+    auxiliary = "“Fares will fall,” the board has said."
+    (kept,) = link(auxiliary, _tagged(auxiliary, ("CONTENT", "“Fares will fall,”"),
+                                      ("SOURCE", "the board"), ("CUE", "has said")))
+    assert _text_of(auxiliary, kept.cue) == "has said", "a source with its noun is untouched"
+
+
+def test_source_and_cue_tags_weigh_more_in_the_loss() -> None:
+    """The loss weights SOURCE and CUE tags (B and I) above the others, and the weights
+    change what one training step does."""
+    import torch
+
+    weights = dict(zip(TAGS, TrainSettings().tag_weights(), strict=True))
+    assert weights["B-SOURCE"] == weights["I-CUE"] == 2.0
+    assert weights["O"] == weights["I-CONTENT"] == 1.0
+    tag = {name: number for number, name in enumerate(TAGS)}
+    text = "Ruiz said so."
+    offsets = ((0, 4), (5, 9), (10, 12), (12, 13))
+    item = Encoded(GoldArticle("a", text, ()), Pieces((1, 2, 3, 4), offsets),
+                   np.random.default_rng(1).standard_normal((4, 384)).astype(np.float16),
+                   token_features(text, offsets),
+                   np.array([tag["B-SOURCE"], tag["B-CUE"], tag["B-CONTENT"], tag["O"]]))
+    losses = []
+    for settings in (TrainSettings(), TrainSettings(class_weights=())):
+        torch.manual_seed(0)
+        head = build_head(TaggerConfig())
+        optimiser = torch.optim.SGD(head.parameters(), lr=0.1)
+        losses.append(train_epoch(head, optimiser, [item], settings, random.Random(0)))
+    assert losses[0] != pytest.approx(losses[1])
