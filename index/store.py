@@ -23,7 +23,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -50,6 +50,9 @@ HNSW_SYNC_THRESHOLD = 100
 
 ArticleItem = tuple[Article, Sequence[Chunk], np.ndarray]
 """An article, its chunks and their embeddings (one row per chunk): what the store writes."""
+
+
+T = TypeVar("T")
 
 
 @functools.cache
@@ -340,6 +343,24 @@ class Store:
                 forget_cached_clients()
             self._client = self._chunks = self._articles = None
 
+    def _read(self, what: str, read: Callable[[tuple[Any, Any]], T]) -> T | None:
+        """`read` of the (chunks, articles) collections, None when the store is absent. An
+        embedded store's view goes stale while another process writes to the same folder
+        (Chroma then fails a read with "Error finding id"), so after a Chroma error the
+        handles are reopened from disk and the read tried once more; a second failure is a
+        StoreError naming `what`."""
+        for attempt in (1, 2):
+            collections = self._collections()
+            if collections is None:
+                return None
+            try:
+                return read(collections)
+            except chroma_errors() as exc:
+                if attempt == 2 or self.settings.chroma_url:
+                    raise StoreError(f"{what} at {self.location}: {exc}") from exc
+                self.reopen()
+        return None
+
     # --- the change signal -----------------------------------------------------------------
 
     @property
@@ -528,17 +549,14 @@ class Store:
               ids: Sequence[str] | None = None) -> list[ChunkHit]:
         """The k chunks nearest to `embedding` among visible articles, best first; `where`
         (metadata) and `ids` (chunk ids) restrict the search inside Chroma."""
-        collections = self._collections()
-        if collections is None or k < 1 or (ids is not None and not ids):
+        if k < 1 or (ids is not None and not ids):
             return []
-        chunk_col, _ = collections
-        try:
-            result = chunk_col.query(query_embeddings=[np.asarray(embedding).tolist()],
-                                     n_results=k, where=where,
-                                     ids=list(ids) if ids is not None else None,
-                                     include=["documents", "metadatas", "distances"])
-        except chroma_errors() as exc:
-            raise StoreError(f"query failed at {self.location}: {exc}") from exc
+        result = self._read("query failed", lambda collections: collections[0].query(
+            query_embeddings=[np.asarray(embedding).tolist()], n_results=k, where=where,
+            ids=list(ids) if ids is not None else None,
+            include=["documents", "metadatas", "distances"]))
+        if result is None:
+            return []
         rows = list(zip(result["ids"][0], result["documents"][0], result["metadatas"][0],
                         result["distances"][0], strict=True))
         visible = self.visible_ids({m["article_id"] for _, _, m, _ in rows})
@@ -583,15 +601,13 @@ class Store:
     def _chunk_batches(self, chunk_ids: Sequence[str], include: list[str],
                        batch: int) -> Iterator[dict[str, Any]]:
         """Chroma's `get` of those `chunk_ids` still stored, one read per `batch`."""
-        collections = self._collections()
-        if collections is None:
-            return
         for first in range(0, len(chunk_ids), batch):
-            try:
-                yield collections[0].get(ids=list(chunk_ids[first:first + batch]),
-                                         include=include)
-            except chroma_errors() as exc:
-                raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+            wanted = list(chunk_ids[first:first + batch])
+            got = self._read("cannot read chunks", lambda collections, wanted=wanted:
+                             collections[0].get(ids=wanted, include=include))
+            if got is None:
+                return
+            yield got
 
     def chunk_vectors(self, chunk_ids: Sequence[str], batch: int = 5000
                       ) -> dict[str, np.ndarray]:
@@ -632,10 +648,12 @@ class Store:
                    visible: Collection[str] | None = None) -> list[ChunkHit]:
         """Chunks by id (in the given order, missing or invisible ones left out). `visible`:
         the ids of the visible articles when the caller knows them (one read fewer)."""
-        collections = self._collections()
-        if collections is None or not chunk_ids:
+        if not chunk_ids:
             return []
-        got = collections[0].get(ids=list(chunk_ids), include=["documents", "metadatas"])
+        got = self._read("cannot read chunks", lambda collections: collections[0].get(
+            ids=list(chunk_ids), include=["documents", "metadatas"]))
+        if got is None:
+            return []
         by_id = {cid: (doc, meta) for cid, doc, meta
                  in zip(got["ids"], got["documents"], got["metadatas"], strict=True)}
         if visible is None:
@@ -692,21 +710,19 @@ class Store:
                            ) -> list[ChunkHit]:
         """Every stored chunk of these articles with its article's metadata, a few requests
         for many articles (for catching up a keyword index; visibility is the caller's)."""
-        collections = self._collections()
-        if collections is None or not article_ids:
-            return []
         ids = list(article_ids)
         hits: list[ChunkHit] = []
-        try:
-            for begin in range(0, len(ids), batch):
-                got = collections[0].get(where={"article_id": {"$in": ids[begin:begin + batch]}},
-                                         include=["documents", "metadatas"])
-                hits += [ChunkHit(_chunk_from(cid, doc, meta),
-                                  _article_from(meta, meta["article_id"]), 0.0)
-                         for cid, doc, meta
-                         in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
+        for begin in range(0, len(ids), batch):
+            wanted = ids[begin:begin + batch]
+            got = self._read("cannot read chunks", lambda collections, wanted=wanted:
+                             collections[0].get(where={"article_id": {"$in": wanted}},
+                                                include=["documents", "metadatas"]))
+            if got is None:
+                return []
+            hits += [ChunkHit(_chunk_from(cid, doc, meta),
+                              _article_from(meta, meta["article_id"]), 0.0)
+                     for cid, doc, meta
+                     in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
         return hits
 
     def sample_chunks(self, limit: int) -> tuple[list[str], np.ndarray]:

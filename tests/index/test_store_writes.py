@@ -7,10 +7,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import chromadb
+import chromadb.errors
 import numpy as np
+import pytest
+from chromadb.api.models.Collection import Collection
 
 from index.build import update
 from index.embedding import Embedder
+from index.errors import StoreError
 from index.records import Article, Chunk
 from index.settings import Settings
 from index.store import HNSW_SYNC_THRESHOLD, SCHEMA_VERSION, Store
@@ -95,3 +99,35 @@ def test_a_store_not_created_yet_is_known_empty_and_a_build_still_fills_it(
     assert report.indexed == 1 and report.chunks >= 1
     assert not store.known_empty()
     assert len(Store(settings, model_name=settings.embedding_model).article_ids()) == 1
+
+
+def test_a_read_failing_on_a_stale_view_is_retried_once_from_the_files(
+        settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While another process writes to the same folder, an embedded reader's view goes stale
+    and Chroma fails a read ("Error finding id", seen under load in a re-index-while-serving
+    run): the store reopens from disk and reads again; a failure that persists is a
+    StoreError naming the read. (The fault is injected: the race cannot be timed.)"""
+    store = Store(settings, model_name=settings.embedding_model)
+    article, chunks = _article("Ferry resumes", "The ferry resumed its crossings on Friday.")
+    store.upsert_article(article, chunks, _unit_vectors(1, 5))
+    real_get = Collection.get
+    calls: list[int] = []
+
+    def fails_once(self: Collection, *args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            raise chromadb.errors.InternalError("Error executing plan: Error finding id")
+        return real_get(self, *args, **kwargs)
+
+    monkeypatch.setattr(Collection, "get", fails_once)
+    hits = store.get_chunks([chunks[0].id], visible={article.id})
+    assert [h.chunk.text for h in hits] == ["The ferry resumed its crossings on Friday."]
+    assert len(calls) == 2
+    assert [h.chunk.id for h in store.chunks_of_articles([article.id])] == [chunks[0].id]
+
+    def always_fails(self: Collection, *args: object, **kwargs: object) -> object:
+        raise chromadb.errors.InternalError("Error executing plan: Error finding id")
+
+    monkeypatch.setattr(Collection, "get", always_fails)
+    with pytest.raises(StoreError, match=r"cannot read chunks at .*Error finding id"):
+        store.get_chunks([chunks[0].id], visible={article.id})
