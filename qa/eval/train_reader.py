@@ -552,13 +552,13 @@ def evaluate_reader(train_dir: Path = DEFAULT_TRAIN_DIR, folder: Path = WEIGHTS_
     of `reader_figures` as shipped, with the answerer's short answers by the typed decoding
     ("answerer typed") and with the ranker head's by its best pair ("ranker untyped").
     `python -m qa.eval.train_reader --held-out`."""
-    from qa.reader import ANSWERER_TYPED, Reader
+    from qa.reader import Reader
 
     docs, questions, _ = load_training_data(train_dir)
     held = held_out_examples(docs, questions, limit, progress)
     figures = {}
     for label, switches in (("shipped", {}),
-                            ("answerer typed", {"typed_answerer": not ANSWERER_TYPED}),
+                            ("answerer typed", {"typed_answerer": True}),
                             ("ranker untyped", {"typed_answers": False})):
         reader = Reader(folder, **switches)
         readings = refined_readings(reader.short_answer, held, [
