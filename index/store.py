@@ -639,10 +639,11 @@ class Store:
 
     def visible_ids(self, article_ids: set[str]) -> set[str]:
         """Those of `article_ids` whose article record exists (fully written)."""
-        collections = self._collections()
-        if collections is None or not article_ids:
+        if not article_ids:
             return set()
-        return set(collections[1].get(ids=sorted(article_ids), include=[])["ids"])
+        got = self._read("cannot read articles", lambda collections: collections[1].get(
+            ids=sorted(article_ids), include=[]))
+        return set(got["ids"]) if got is not None else set()
 
     def get_chunks(self, chunk_ids: Sequence[str],
                    visible: Collection[str] | None = None) -> list[ChunkHit]:
@@ -730,13 +731,10 @@ class Store:
 
         Real material for measurements (the scale benchmark); not filtered by visibility.
         """
-        collections = self._collections()
-        if collections is None or limit < 1:
+        got = self._read("cannot read chunks", lambda collections: collections[0].get(
+            include=["embeddings", "documents"], limit=limit)) if limit >= 1 else None
+        if got is None:
             return [], np.zeros((0, 0), dtype=np.float32)
-        try:
-            got = collections[0].get(include=["embeddings", "documents"], limit=limit)
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot read chunks at {self.location}: {exc}") from exc
         return list(got["documents"]), np.asarray(got["embeddings"], dtype=np.float32)
 
     def count(self) -> tuple[int, int]:
@@ -794,13 +792,12 @@ class Store:
 
     def get_articles(self, article_ids: Sequence[str]) -> list[Article]:
         """The visible articles with these ids, bodies included (for re-extracting quotes)."""
-        collections = self._collections()
-        if collections is None or not article_ids:
+        if not article_ids:
             return []
-        try:
-            got = collections[1].get(ids=list(article_ids), include=["documents", "metadatas"])
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot read articles at {self.location}: {exc}") from exc
+        got = self._read("cannot read articles", lambda collections: collections[1].get(
+            ids=list(article_ids), include=["documents", "metadatas"]))
+        if got is None:
+            return []
         return [Article(body=body, **{name: str(meta.get(name) or "") for name in _META_FIELDS})
                 for body, meta in zip(got["documents"], got["metadatas"], strict=True)]
 

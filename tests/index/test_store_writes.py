@@ -124,6 +124,9 @@ def test_a_read_failing_on_a_stale_view_is_retried_once_from_the_files(
     assert [h.chunk.text for h in hits] == ["The ferry resumed its crossings on Friday."]
     assert len(calls) == 2
     assert [h.chunk.id for h in store.chunks_of_articles([article.id])] == [chunks[0].id]
+    calls.clear()
+    assert store.visible_ids({article.id}) == {article.id}  # the article records' read too
+    assert len(calls) == 2
 
     def always_fails(self: Collection, *args: object, **kwargs: object) -> object:
         raise chromadb.errors.InternalError("Error executing plan: Error finding id")
