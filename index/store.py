@@ -579,13 +579,10 @@ class Store:
     def article_rows(self) -> list[ArticleRow]:
         """Id, source, publication day and a metadata stamp of every visible article (what
         filters and the in-memory search need; the stamp changes with its metadata)."""
-        collections = self._collections()
-        if collections is None:
+        got = self._read("cannot list articles", lambda collections: collections[1].get(
+            include=["metadatas"]))
+        if got is None:
             return []
-        try:
-            got = collections[1].get(include=["metadatas"])
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot list articles at {self.location}: {exc}") from exc
         return [ArticleRow(aid, str(meta.get("source") or ""),
                            int(meta.get("published_day") or 0), _metadata_stamp(meta))
                 for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
@@ -593,10 +590,9 @@ class Store:
     def chunk_articles(self) -> list[tuple[str, str]]:
         """(chunk id, article id) of every stored chunk, visible or not (for filters); ids
         only are read, the article id is the chunk id's prefix."""
-        collections = self._collections()
-        if collections is None:
-            return []
-        return [(cid, Chunk.article_id_of(cid)) for cid in collections[0].get(include=[])["ids"]]
+        got = self._read("cannot list chunks", lambda collections: collections[0].get(
+            include=[]))
+        return [] if got is None else [(cid, Chunk.article_id_of(cid)) for cid in got["ids"]]
 
     def _chunk_batches(self, chunk_ids: Sequence[str], include: list[str],
                        batch: int) -> Iterator[dict[str, Any]]:
@@ -668,11 +664,9 @@ class Store:
         return out
 
     def get_article(self, article_id: str) -> Article | None:
-        collections = self._collections()
-        if collections is None:
-            return None
-        got = collections[1].get(ids=[article_id], include=["documents", "metadatas"])
-        if not got["ids"]:
+        got = self._read(f"cannot read article {article_id}", lambda collections: collections[
+            1].get(ids=[article_id], include=["documents", "metadatas"]))
+        if got is None or not got["ids"]:
             return None
         meta = got["metadatas"][0]
         return Article(body=got["documents"][0],
@@ -680,10 +674,10 @@ class Store:
 
     def list_articles(self, where: dict[str, Any] | None = None) -> list[tuple[ArticleMeta, int]]:
         """(article metadata, chunk count) for every visible article, newest first."""
-        collections = self._collections()
-        if collections is None:
+        got = self._read("cannot list articles", lambda collections: collections[1].get(
+            where=where, include=["metadatas"]))
+        if got is None:
             return []
-        got = collections[1].get(where=where, include=["metadatas"])
         rows = [(_article_from(meta, aid), int(meta.get("chunk_count") or 0))
                 for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
         rows.sort(key=lambda row: (row[0].published, row[0].title), reverse=True)
@@ -739,17 +733,15 @@ class Store:
 
     def count(self) -> tuple[int, int]:
         """(articles, chunks) currently stored."""
-        collections = self._collections()
-        if collections is None:
-            return 0, 0
-        return collections[1].count(), collections[0].count()
+        counts = self._read("cannot count records", lambda collections: (
+            collections[1].count(), collections[0].count()))
+        return (0, 0) if counts is None else counts
 
     def article_ids(self) -> set[str]:
         """Ids of every article record (visible articles)."""
-        collections = self._collections()
-        if collections is None:
-            return set()
-        return set(collections[1].get(include=[])["ids"])
+        got = self._read("cannot list articles", lambda collections: collections[1].get(
+            include=[]))
+        return set() if got is None else set(got["ids"])
 
     def sweep_orphan_chunks(self, batch: int = 5000) -> int:
         """Delete chunks whose article has no record (left by an interrupted write)."""
@@ -780,13 +772,10 @@ class Store:
     def quote_records(self) -> list[tuple[ArticleMeta, tuple[Quote, ...] | None]]:
         """(article metadata, its stored quotes or None when not extracted) of every visible
         article: one read of the article records' metadata, no bodies."""
-        collections = self._collections()
-        if collections is None:
+        got = self._read("cannot read article records", lambda collections: collections[1].get(
+            include=["metadatas"]))
+        if got is None:
             return []
-        try:
-            got = collections[1].get(include=["metadatas"])
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot read article records at {self.location}: {exc}") from exc
         return [(_article_from(meta, aid), stored_quotes(meta))
                 for aid, meta in zip(got["ids"], got["metadatas"], strict=True)]
 
@@ -823,14 +812,12 @@ class Store:
 
     def article_chunks(self, article_id: str) -> list[Chunk]:
         """The stored chunks of one visible article, in order (for citing a quote's span)."""
-        collections = self._collections()
-        if collections is None or not self.visible_ids({article_id}):
+        if not self.visible_ids({article_id}):
             return []
-        try:
-            got = collections[0].get(where={"article_id": article_id},
-                                     include=["documents", "metadatas"])
-        except chroma_errors() as exc:
-            raise StoreError(f"cannot read chunks of {article_id}: {exc}") from exc
+        got = self._read(f"cannot read chunks of {article_id}", lambda collections: collections[
+            0].get(where={"article_id": article_id}, include=["documents", "metadatas"]))
+        if got is None:
+            return []
         chunks = [_chunk_from(cid, doc, meta) for cid, doc, meta
                   in zip(got["ids"], got["documents"], got["metadatas"], strict=True)]
         return sorted(chunks, key=lambda chunk: chunk.ordinal)

@@ -124,9 +124,21 @@ def test_a_read_failing_on_a_stale_view_is_retried_once_from_the_files(
     assert [h.chunk.text for h in hits] == ["The ferry resumed its crossings on Friday."]
     assert len(calls) == 2
     assert [h.chunk.id for h in store.chunks_of_articles([article.id])] == [chunks[0].id]
-    calls.clear()
-    assert store.visible_ids({article.id}) == {article.id}  # the article records' read too
-    assert len(calls) == 2
+    reads = {  # every other single read of the records or chunks, each failing once
+        "visible_ids": lambda: store.visible_ids({article.id}) == {article.id},
+        "article_ids": lambda: store.article_ids() == {article.id},
+        "article_rows": lambda: [row.id for row in store.article_rows()] == [article.id],
+        "list_articles": lambda: [meta.id for meta, _ in store.list_articles()] == [article.id],
+        "quote_records": lambda: [meta.id for meta, _ in store.quote_records()] == [article.id],
+        "get_article": lambda: store.get_article(article.id) == article,
+        "chunk_articles": lambda: store.chunk_articles() == [(chunks[0].id, article.id)],
+        "article_chunks": lambda: [c.id for c in store.article_chunks(article.id)]
+        == [chunks[0].id],
+    }
+    for name, read_ok in reads.items():
+        calls.clear()
+        assert read_ok(), name
+        assert len(calls) >= 2, f"{name} did not meet the injected failure"
 
     def always_fails(self: Collection, *args: object, **kwargs: object) -> object:
         raise chromadb.errors.InternalError("Error executing plan: Error finding id")
